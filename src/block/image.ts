@@ -1,0 +1,128 @@
+// ImageBase: what every format shares. A format says what one layer holds
+// (layerStatus) and how to read its allocated bytes (readData); reading
+// through the backing chain, chain-wide block status and argument checks are
+// written once here.
+import { BlockError } from '../cli/errors.js'
+import type { ByteStore } from '../io/byte-store.js'
+import type { Extent, Image, ImageDetails, LayerStatus, WriteZeroesOptions } from './types.js'
+
+export abstract class ImageBase implements Image {
+  abstract readonly format: string
+  backing: Image | null = null
+  backingName?: string
+  backingFormat?: string
+
+  constructor (readonly filename: string, readonly store: ByteStore, public size: number, readonly readOnly: boolean) {}
+
+  /** status of [offset, offset+length) in this layer; length is clipped to `size` by the caller */
+  abstract layerStatus (offset: number, length: number): Promise<LayerStatus>
+
+  /** read a range inside one extent this layer reported as 'data' (`status` is that report) */
+  protected abstract readData (buf: Buffer, offset: number, status: LayerStatus): Promise<void>
+
+  async details (): Promise<ImageDetails> { return {} }
+
+  protected checkRange (offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new BlockError(`Access beyond end of image (offset ${offset}, length ${length}, size ${this.size})`, 'EIO')
+    }
+  }
+
+  protected checkWritable (): void {
+    if (this.readOnly) throw new BlockError('Image is read-only', 'EACCES')
+  }
+
+  async read (buf: Buffer, offset: number): Promise<void> {
+    this.checkRange(offset, buf.length)
+    const end = offset + buf.length
+    let pos = offset
+    while (pos < end) {
+      const st = await this.layerStatus(pos, end - pos)
+      const len = Math.min(st.length, end - pos)
+      const part = buf.subarray(pos - offset, pos - offset + len)
+      if (st.kind === 'data') await this.readData(part, pos, st)
+      else if (st.kind === 'zero') part.fill(0)
+      else await this.readBelow(part, pos)
+      pos += len
+    }
+  }
+
+  /** What this image shows where it has nothing of its own: the backing file, or zeros. */
+  protected async readBelow (buf: Buffer, offset: number): Promise<void> {
+    const b = this.backing
+    if (!b || offset >= b.size) { buf.fill(0); return }
+    const inside = Math.min(buf.length, b.size - offset)
+    await b.read(buf.subarray(0, inside), offset)
+    if (inside < buf.length) buf.fill(0, inside)
+  }
+
+  async blockStatus (offset: number, length: number): Promise<Extent> {
+    this.checkRange(offset, length)
+    let img: Image = this
+    let depth = 0
+    let len = length
+    for (;;) {
+      const st = await img.layerStatus(offset, len)
+      len = Math.min(st.length, len)
+      const below = img.backing
+      if (st.kind !== 'unallocated' || !below || offset >= below.size) {
+        return this.refineWithHostFile({ ...st, length: len, offset, depth })
+      }
+      len = Math.min(len, below.size - offset)
+      img = below
+      depth++
+    }
+  }
+
+  /**
+   * Data stored plainly in a host file can still read as zeros where the file
+   * has a hole (preallocation=metadata): ask the file, as qemu does for map
+   * and convert, and report the run up to where the file's answer changes.
+   */
+  private async refineWithHostFile (ext: Extent): Promise<Extent> {
+    if (ext.kind !== 'data' || ext.hostOffset === undefined || !ext.store || ext.zero) return ext
+    const run = await ext.store.dataRun(ext.hostOffset)
+    if (run.end <= ext.hostOffset) return { ...ext, zero: true } // past the end of the file
+    const length = Math.min(ext.length, run.end - ext.hostOffset)
+    return run.data ? { ...ext, length } : { ...ext, length, zero: true }
+  }
+
+  async write (_buf: Buffer, _offset: number): Promise<void> {
+    this.checkWritable()
+    throw new BlockError(`Writing ${this.format} images is not supported`, 'ENOTSUP')
+  }
+
+  async writeZeroes (offset: number, length: number, _opts?: WriteZeroesOptions): Promise<void> {
+    // generic fallback: write a zero buffer in pieces
+    this.checkWritable()
+    this.checkRange(offset, length)
+    const chunk = Buffer.alloc(Math.min(length, 1 << 20))
+    for (let pos = offset; pos < offset + length; pos += chunk.length) {
+      await this.write(chunk.subarray(0, Math.min(chunk.length, offset + length - pos)), pos)
+    }
+  }
+
+  async discard (_offset: number, _length: number): Promise<void> {
+    // discard is advisory: formats that can free space override this
+    this.checkWritable()
+  }
+
+  async flush (): Promise<void> {
+    await this.store.flush()
+  }
+
+  /** Close this layer's own resources (not the backing chain). */
+  protected async closeLayer (): Promise<void> {
+    await this.store.close()
+  }
+
+  async close (): Promise<void> {
+    try {
+      await this.closeLayer()
+    } finally {
+      const b = this.backing
+      this.backing = null
+      if (b) await b.close()
+    }
+  }
+}

@@ -1,0 +1,146 @@
+// Opening images: from a filename (probing the format or taking -f), from an
+// --image-opts string, with the backing chain below. Errors carry qemu's
+// inner wording; callers prefix "Could not open 'NAME': ".
+import fs from 'node:fs'
+import { BlockError, strerror, errnoOf } from '../cli/errors.js'
+import { parseKeyValues } from '../cli/qemu-opts.js'
+import { FileStore } from '../io/file-store.js'
+import type { ByteStore } from '../io/byte-store.js'
+import { findFormat, probeFormat, PROBE_SIZE } from './registry.js'
+import { resolveRelative } from './paths.js'
+import { SecretStore } from './secrets.js'
+import { ClusterCache, DEFAULT_CLUSTER_CACHE, DEFAULT_METADATA_CACHE } from './cache.js'
+import type { Image, OpenContext } from './types.js'
+
+export interface OpenImageOptions {
+  /** -f: skip probing */
+  format?: string
+  /** default true */
+  readOnly?: boolean
+  /** -U: do not take or respect image locks (qimg takes none yet) */
+  forceShare?: boolean
+  secrets?: SecretStore
+  /** format-level options (encrypt.key-secret=..., etc.) */
+  options?: Record<string, string>
+  /** do not open the backing chain (info without --backing-chain) */
+  noBacking?: boolean
+  /** open backing files writable too (commit) */
+  writableBacking?: boolean
+  /** where qemu's warnings go (e.g. the probed-raw warning) */
+  onWarning?: (message: string) => void
+  /** only metadata will be used (info, map of encrypted images): no key needed */
+  noIO?: boolean
+  /** caches to use (shared by the whole chain; the FUSE server shares them across views) */
+  clusterCache?: ClusterCache
+  metadataCache?: ClusterCache
+}
+
+const MAX_CHAIN_DEPTH = 1024
+
+/** Open a file as a ByteStore, with qemu's messages for the usual failures. */
+export async function openFileStore (filename: string, writable: boolean): Promise<FileStore> {
+  try {
+    return await FileStore.open(filename, { writable })
+  } catch (err) {
+    const code = errnoOf(err)
+    if (code === 'EISDIR') throw new BlockError(`'file' driver requires '${filename}' to be a regular file`, 'EINVAL')
+    throw new BlockError(`Could not open '${filename}': ${strerror(code)}`, code)
+  }
+}
+
+/** Split an --image-opts string into the format, the file name and format options. */
+export function parseImageOpts (text: string): { format?: string, filename: string, options: Record<string, string> } {
+  const options: Record<string, string> = {}
+  let format: string | undefined
+  let filename: string | undefined
+  for (const [k, v] of parseKeyValues(text)) {
+    if (k === 'driver') format = v
+    else if (k === 'file.filename' || k === 'filename') filename = v
+    else if (k === 'file.driver' || k === 'file.locking' || k === 'file.aio' || k.startsWith('cache.')) continue
+    else options[k] = v
+  }
+  if (filename === undefined) throw new BlockError('A block device must be specified for "file"', 'EINVAL')
+  return { format, filename, options }
+}
+
+async function readHead (store: ByteStore): Promise<Buffer> {
+  const head = Buffer.alloc(PROBE_SIZE)
+  const n = await store.read(head, 0)
+  return head.subarray(0, n)
+}
+
+async function openOne (filename: string, opts: OpenImageOptions, secrets: SecretStore, depth: number, seen: Set<string>): Promise<Image> {
+  const readOnly = opts.readOnly ?? true
+  let format = opts.format
+  if (format !== undefined && !findFormat(format)) throw new BlockError(`Unknown driver '${format}'`, 'EINVAL')
+  const store = await openFileStore(filename, !readOnly)
+  let image: Image
+  try {
+    if (format === undefined) {
+      format = probeFormat(await readHead(store), filename) ?? 'raw'
+      if (format === 'raw' && !readOnly) {
+        opts.onWarning?.(`WARNING: Image format was not specified for '${filename}' and probing guessed raw.\n` +
+          '         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.\n' +
+          '         Specify the \'raw\' format explicitly to remove the restrictions.\n')
+      }
+    }
+    const driver = await findFormat(format)!.load()
+    const ctx: OpenContext = {
+      filename,
+      readOnly,
+      options: opts.options ?? {},
+      secrets,
+      openFile: (name, writable) => openFileStore(resolveRelative(filename, name), writable),
+      clusterCache: opts.clusterCache!,
+      metadataCache: opts.metadataCache!,
+      noIO: opts.noIO ?? false,
+      warn: (m) => opts.onWarning?.(m),
+    }
+    image = await driver.open(store, ctx)
+  } catch (err) {
+    await store.close().catch(() => undefined)
+    throw err
+  }
+  if (opts.noBacking || image.backingName === undefined || image.backingName === '') return image
+  try {
+    image.backing = await openBacking(image, opts, secrets, depth + 1, seen)
+  } catch (err) {
+    await image.close().catch(() => undefined)
+    throw err
+  }
+  return image
+}
+
+async function openBacking (image: Image, opts: OpenImageOptions, secrets: SecretStore, depth: number, seen: Set<string>): Promise<Image> {
+  const name = resolveRelative(image.filename, image.backingName!)
+  try {
+    if (depth > MAX_CHAIN_DEPTH) throw new BlockError('Backing chain is too deep', 'EINVAL')
+    let real: string | undefined
+    try { real = fs.realpathSync(name) } catch { /* reported by the open below */ }
+    if (real !== undefined) {
+      if (seen.has(real)) throw new BlockError(`Backing file '${name}' creates an infinite loop.`, 'ELOOP')
+      seen.add(real)
+    }
+    return await openOne(name, {
+      ...opts,
+      format: image.backingFormat,
+      readOnly: !opts.writableBacking,
+      options: {},
+    }, secrets, depth, seen)
+  } catch (err) {
+    if (err instanceof BlockError) throw new BlockError(`Could not open backing file: ${err.message}`, err.errno)
+    throw err
+  }
+}
+
+/** Open an image and (unless noBacking) its whole backing chain. */
+export async function openImage (filename: string, opts: OpenImageOptions = {}): Promise<Image> {
+  const seen = new Set<string>()
+  try { seen.add(fs.realpathSync(filename)) } catch { /* reported by open */ }
+  const withCaches: OpenImageOptions = {
+    ...opts,
+    clusterCache: opts.clusterCache ?? new ClusterCache(DEFAULT_CLUSTER_CACHE),
+    metadataCache: opts.metadataCache ?? new ClusterCache(DEFAULT_METADATA_CACHE),
+  }
+  return openOne(filename, withCaches, opts.secrets ?? new SecretStore(), 0, seen)
+}

@@ -1,0 +1,105 @@
+// The driver layer's vocabulary. Every command and the FUSE server reach
+// images through `Image`; each format provides a `BlockDriver`.
+import type { ByteStore } from '../io/byte-store.js'
+import type { JsonValue } from '../cli/qjson.js'
+import type { SecretStore } from './secrets.js'
+import type { ClusterCache } from './cache.js'
+
+export type ExtentKind = 'data' | 'zero' | 'unallocated'
+
+/** What one layer (one image file, without its backing chain) says about a range. */
+export interface LayerStatus {
+  kind: ExtentKind
+  /** bytes from the queried offset that share this status (> 0) */
+  length: number
+  /** where the bytes live in `store`, when they are stored plainly there (map's "offset") */
+  hostOffset?: number
+  store?: ByteStore
+  /** for 'data': allocated, but known to read as zeros (e.g. a hole in the host file) */
+  zero?: boolean
+}
+
+/** Allocation status through the whole chain: the one source of allocation truth. */
+export interface Extent extends LayerStatus {
+  offset: number
+  /** 0 = the image itself, 1 = its backing file, ... (for 'unallocated': the deepest layer covering offset) */
+  depth: number
+}
+
+export interface SnapshotInfo {
+  id: string
+  name: string
+  vmStateSize: number
+  dateSec: number
+  dateNsec: number
+  vmClockNsec: number
+  icount?: number
+}
+
+/** What `info` shows beyond the generic fields. */
+export interface ImageDetails {
+  clusterSize?: number
+  encrypted?: boolean
+  dirty?: boolean
+  /** QAPI ImageInfoSpecific: { type, data } with keys in schema order */
+  formatSpecific?: { type: string, data: { [k: string]: JsonValue | undefined } }
+  snapshots?: SnapshotInfo[]
+}
+
+export interface WriteZeroesOptions {
+  /** the range may be deallocated rather than written (BDRV_REQ_MAY_UNMAP) */
+  unmap?: boolean
+}
+
+export interface Image {
+  readonly format: string
+  /** the name it was opened by (messages, info's "filename") */
+  readonly filename: string
+  readonly store: ByteStore
+  /** guest-visible size in bytes */
+  readonly size: number
+  readonly readOnly: boolean
+  /** the opened backing image, if the chain was opened */
+  backing: Image | null
+  /** backing file name as recorded in the image, and its format if recorded */
+  readonly backingName?: string
+  readonly backingFormat?: string
+
+  read(buf: Buffer, offset: number): Promise<void>
+  write(buf: Buffer, offset: number): Promise<void>
+  writeZeroes(offset: number, length: number, opts?: WriteZeroesOptions): Promise<void>
+  discard(offset: number, length: number): Promise<void>
+  /** status within this image only (no backing) */
+  layerStatus(offset: number, length: number): Promise<LayerStatus>
+  /** status through the chain, with depth */
+  blockStatus(offset: number, length: number): Promise<Extent>
+  details(): Promise<ImageDetails>
+  flush(): Promise<void>
+  /** close this image and its backing chain */
+  close(): Promise<void>
+}
+
+/** Driver options and services handed to a format's open(). */
+export interface OpenContext {
+  /** display name of the image (as given by the user, or resolved backing name) */
+  filename: string
+  readOnly: boolean
+  /** format options from --image-opts / -o style strings (e.g. encrypt.key-secret) */
+  options: Record<string, string>
+  secrets: SecretStore
+  /** open another file relative to this image (external data files) */
+  openFile(name: string, writable: boolean): Promise<ByteStore>
+  /** decompressed/decrypted data clusters; may be shared between images */
+  clusterCache: ClusterCache
+  /** metadata tables (L2, refcount blocks); may be shared between images */
+  metadataCache: ClusterCache
+  /** only metadata will be used (info): do not unlock encryption keys */
+  noIO: boolean
+  /** non-fatal messages qemu prints to stderr (corruption notices, warnings) */
+  warn(message: string): void
+}
+
+export interface BlockDriver {
+  readonly name: string
+  open(store: ByteStore, ctx: OpenContext): Promise<Image>
+}

@@ -1,0 +1,61 @@
+// The base of every qimg command. qemu-img's command lines are parsed with
+// getopt (see getopt.ts), not oclif's parser, so that option rules, error
+// wording and exit codes match qemu-img's; oclif provides discovery, the
+// manifest and lazy loading of commands.
+import { Command } from '@oclif/core'
+import { getopt, type OptionSpec, type ParsedArgs } from './getopt.js'
+import { BlockError, QemuError, UsageError } from './errors.js'
+import { helpText } from './help.js'
+import { out, report } from './output.js'
+import { programName } from './program.js'
+
+export abstract class QemuCommand extends Command {
+  static override strict = false
+  /** the command's options in getopt form; -h/--help are added for every command */
+  static options: OptionSpec = { short: '' }
+
+  /** run the command with its parsed options; return the exit code */
+  protected abstract exec (parsed: ParsedArgs): Promise<number | void>
+
+  async run (): Promise<void> {
+    const spec = (this.constructor as typeof QemuCommand).options
+    const parsed = getopt(this.argv, {
+      ...spec,
+      short: spec.short.startsWith(':') ? ':h' + spec.short.slice(1) : 'h' + spec.short,
+      long: { help: { arg: 'none', short: 'h' }, ...spec.long },
+    })
+    if (parsed.opts.some(o => o.name === 'h')) {
+      out(this.helpText())
+      return
+    }
+    const code = await this.exec(parsed)
+    if (typeof code === 'number' && code !== 0) process.exitCode = code
+  }
+
+  /** what -h prints: qemu-img's full help for qemu-img commands */
+  protected helpText (): string { return helpText() }
+
+  protected override async catch (e: Error & { exitCode?: number }): Promise<void> {
+    reportError(e)
+  }
+}
+
+/** Print an error the way qemu-img does and set the exit code. */
+export function reportError (e: unknown): void {
+  if (e instanceof UsageError) {
+    report(e.message)
+    process.stderr.write(`Try '${programName()} --help' for more information\n`)
+    process.exitCode = 1
+  } else if (e instanceof QemuError) {
+    if (e.message) report(e.message)
+    process.exitCode = e.exitCode
+  } else if (e instanceof BlockError) {
+    report(e.message)
+    process.exitCode = 1
+  } else {
+    const err = e as Error
+    report(err?.message ?? String(e))
+    if (process.env.QIMG_DEBUG) process.stderr.write(`${err?.stack}\n`)
+    process.exitCode = 1
+  }
+}

@@ -1,0 +1,298 @@
+// qcow2: opening (with qemu's validation and messages), the read path and
+// block status. Guest offset -> L1 entry -> L2 table -> (sub)cluster.
+import { BlockError } from '../../cli/errors.js'
+import type { JsonValue } from '../../cli/qjson.js'
+import type { ByteStore } from '../../io/byte-store.js'
+import { ImageBase } from '../../block/image.js'
+import { newCacheOwner, type ClusterCache } from '../../block/cache.js'
+import type { BlockDriver, ImageDetails, LayerStatus, OpenContext, SnapshotInfo } from '../../block/types.js'
+import { decompressCluster } from './compress.js'
+import type { ClusterCrypto } from './crypto-api.js'
+import {
+  AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZSTD, CRYPT_NONE,
+  INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2, type Qcow2Header,
+} from './header.js'
+import { Geometry, decodeCompressed, entryOffset, subclusterStatus, OFLAG_COMPRESSED_HI } from './layout.js'
+import type { Qcow2Snapshot } from './snapshots.js'
+import { readQcow2Metadata } from './open.js'
+
+/** State shared by an image and the snapshot views opened from it. */
+export interface Qcow2Shared {
+  header: Qcow2Header
+  geo: Geometry
+  /** where data clusters live: the image file, or the external data file */
+  dataStore: ByteStore
+  crypto: ClusterCrypto | null
+  snapshots: Qcow2Snapshot[]
+  metadataCache: ClusterCache
+  clusterCache: ClusterCache
+  /** cache key owner for tables read from the image file */
+  owner: number
+  warn: (m: string) => void
+  corruptionReported: boolean
+}
+
+interface Run { kind: LayerStatus['kind'], host?: number, length: number }
+
+export class Qcow2Image extends ImageBase {
+  readonly format = 'qcow2'
+
+  constructor (
+    filename: string, store: ByteStore, size: number, readOnly: boolean,
+    readonly shared: Qcow2Shared,
+    /** the active L1 table (or a snapshot's), big-endian u64 entries */
+    public l1: Buffer,
+    private readonly ownsStore = true,
+  ) {
+    super(filename, store, size, readOnly)
+  }
+
+  get header (): Qcow2Header { return this.shared.header }
+  get geo (): Geometry { return this.shared.geo }
+
+  /** Report metadata corruption the way qemu does, and fail the request with EIO. */
+  corruption (message: string): BlockError {
+    if (!this.shared.corruptionReported) {
+      this.shared.corruptionReported = true
+      this.shared.warn(`qcow2: Image is corrupt: ${message}; further non-fatal corruption events will be suppressed\n`)
+    }
+    return new BlockError(message, 'EIO')
+  }
+
+  /** L2 table offset for L1 index `i` (0 = none). */
+  l2OffsetAt (i: number): number {
+    if (i * 8 + 8 > this.l1.length) return 0
+    return entryOffset(this.l1.readUInt32BE(i * 8), this.l1.readUInt32BE(i * 8 + 4))
+  }
+
+  /** The L2 table at `l2Offset` (shared, cached; do not modify). */
+  async getL2 (l2Offset: number, l1Index: number): Promise<Buffer> {
+    const cs = this.geo.clusterSize
+    if (l2Offset % cs !== 0) {
+      throw this.corruption(`L2 table offset 0x${l2Offset.toString(16)} unaligned (L1 index: 0x${l1Index.toString(16)})`)
+    }
+    return this.shared.metadataCache.get(this.shared.owner, l2Offset, async () => {
+      const buf = Buffer.allocUnsafe(cs)
+      await this.store.read(buf, l2Offset)
+      return buf
+    })
+  }
+
+  async layerStatus (offset: number, length: number): Promise<LayerStatus> {
+    const g = this.geo
+    const end = Math.min(offset + length, this.size)
+    const hasZeroFlag = this.header.version >= 3
+    const crypto = this.shared.crypto
+    let first: Run | undefined
+    let pos = offset
+    // extend the run while the next piece has the same kind (and contiguous host bytes)
+    const add = (kind: Run['kind'], host: number | undefined, len: number): boolean => {
+      if (!first) { first = { kind, host, length: len }; return true }
+      if (first.kind !== kind) return false
+      if ((first.host === undefined) !== (host === undefined)) return false
+      if (host !== undefined && first.host! + first.length !== host) return false
+      first.length += len
+      return true
+    }
+    outer:
+    while (pos < end) {
+      const l1i = g.l1Index(pos)
+      const l2Offset = this.l2OffsetAt(l1i)
+      if (l2Offset === 0) {
+        const stop = Math.min((l1i + 1) * g.l2Coverage, end)
+        if (!add('unallocated', undefined, stop - pos)) break
+        pos = stop
+        continue
+      }
+      const l2 = await this.getL2(l2Offset, l1i)
+      const tableEnd = Math.min((l1i + 1) * g.l2Coverage, end)
+      while (pos < tableEnd) {
+        const idx = g.l2Index(pos)
+        const e = idx * g.l2EntrySize
+        const hi = l2.readUInt32BE(e)
+        const lo = l2.readUInt32BE(e + 4)
+        const bmHi = g.extendedL2 ? l2.readUInt32BE(e + 8) : 0
+        const bmLo = g.extendedL2 ? l2.readUInt32BE(e + 12) : 0
+        const inCluster = pos % g.clusterSize
+        const sc = Math.floor(inCluster / g.subclusterSize)
+        const st = subclusterStatus(g, hi, lo, bmHi, bmLo, sc, hasZeroFlag)
+        const stopInCluster = st.kind === 'compressed' ? g.clusterSize : (sc + st.count) * g.subclusterSize
+        const len = Math.min(stopInCluster - inCluster, tableEnd - pos)
+        let ok: boolean
+        switch (st.kind) {
+          case 'invalid':
+            throw this.corruption(`Invalid subcluster bitmap or entry in L2 table at offset 0x${l2Offset.toString(16)} (L2 index: 0x${idx.toString(16)})`)
+          case 'compressed':
+            ok = add('data', undefined, len)
+            break
+          case 'normal': {
+            if (st.host % g.subclusterSize !== 0 || (st.host - sc * g.subclusterSize) % g.clusterSize !== 0) {
+              throw this.corruption(`Cluster allocation offset 0x${(st.host - sc * g.subclusterSize).toString(16)} unaligned (L2 offset: 0x${l2Offset.toString(16)}, L2 index: 0x${idx.toString(16)})`)
+            }
+            ok = add('data', crypto ? undefined : st.host + (inCluster - sc * g.subclusterSize), len)
+            break
+          }
+          case 'zero':
+            ok = add('zero', st.host && !crypto ? st.host + (inCluster - sc * g.subclusterSize) : undefined, len)
+            break
+          default:
+            ok = add('unallocated', undefined, len)
+        }
+        if (!ok) break outer
+        pos += len
+      }
+    }
+    if (!first) return { kind: 'unallocated', length: Math.max(end - offset, 0) }
+    const r = first as Run
+    const status: LayerStatus = { kind: r.kind, length: r.length }
+    if (r.host !== undefined) { status.hostOffset = r.host; status.store = this.shared.dataStore }
+    return status
+  }
+
+  protected async readData (buf: Buffer, offset: number, st: LayerStatus): Promise<void> {
+    if (st.hostOffset !== undefined) {
+      // one contiguous run of plain clusters (hostOffset is where `offset` lives): a single read
+      await this.shared.dataStore.read(buf, st.hostOffset)
+      return
+    }
+    const g = this.geo
+    let pos = offset
+    const end = offset + buf.length
+    const jobs: Promise<void>[] = []
+    while (pos < end) {
+      const clusterStart = pos - (pos % g.clusterSize)
+      const stop = Math.min(clusterStart + g.clusterSize, end)
+      const part = buf.subarray(pos - offset, stop - offset)
+      jobs.push(this.readClusterPart(part, pos))
+      pos = stop
+    }
+    await Promise.all(jobs)
+  }
+
+  /** Read part of one cluster that is compressed or encrypted. */
+  private async readClusterPart (buf: Buffer, offset: number): Promise<void> {
+    const g = this.geo
+    const l1i = g.l1Index(offset)
+    const l2Offset = this.l2OffsetAt(l1i)
+    const l2 = await this.getL2(l2Offset, l1i)
+    const e = g.l2Index(offset) * g.l2EntrySize
+    const hi = l2.readUInt32BE(e)
+    const lo = l2.readUInt32BE(e + 4)
+    const inCluster = offset % g.clusterSize
+    if (hi & OFLAG_COMPRESSED_HI) {
+      const desc = decodeCompressed(hi, lo, g)
+      const cluster = await this.shared.clusterCache.get(this.shared.owner, desc.offset, async () => {
+        const fileSize = await this.store.size()
+        if (desc.offset >= fileSize && fileSize > 0) throw this.corruption(`Compressed cluster at offset 0x${desc.offset.toString(16)} is beyond the end of the image`)
+        const input = Buffer.allocUnsafe(desc.size)
+        await this.store.read(input, desc.offset)
+        return decompressCluster(this.header.compressionType, input, g.clusterSize)
+      })
+      cluster.copy(buf, 0, inCluster, inCluster + buf.length)
+      return
+    }
+    // encrypted plain data: decrypt the whole cluster once and cache it
+    const crypto = this.shared.crypto!
+    const host = entryOffset(hi, lo)
+    const cached = await this.shared.clusterCache.get(this.shared.owner, host + 1, async () => {
+      // key host+1: decrypted clusters never collide with compressed-cluster keys (always even)
+      const data = Buffer.allocUnsafe(g.clusterSize)
+      await this.shared.dataStore.read(data, host)
+      crypto.decrypt(data, crypto.physicalIV ? host : offset - inCluster)
+      return data
+    })
+    cached.copy(buf, 0, inCluster, inCluster + buf.length)
+  }
+
+  override async details (): Promise<ImageDetails> {
+    const h = this.header
+    const data: { [k: string]: JsonValue | undefined } = {
+      compat: h.version >= 3 ? '1.1' : '0.10',
+    }
+    if (h.version >= 3) {
+      if (h.incompatible & INCOMPAT_DATA_FILE) {
+        data['data-file'] = h.dataFile
+        data['data-file-raw'] = (h.autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n
+      }
+      data['extended-l2'] = (h.incompatible & INCOMPAT_EXTL2) !== 0n
+      data['lazy-refcounts'] = (h.compatible & COMPAT_LAZY_REFCOUNTS) !== 0n
+      data.corrupt = (h.incompatible & INCOMPAT_CORRUPT) !== 0n
+    }
+    data['refcount-bits'] = 2 ** h.refcountOrder
+    if (this.shared.crypto) data.encrypt = this.shared.crypto.info()
+    data['compression-type'] = h.compressionType === COMPRESSION_ZSTD ? 'zstd' : 'zlib'
+    return {
+      clusterSize: this.geo.clusterSize,
+      encrypted: h.cryptMethod !== CRYPT_NONE,
+      dirty: (h.incompatible & INCOMPAT_DIRTY) !== 0n,
+      formatSpecific: { type: 'qcow2', data },
+      snapshots: this.snapshotList(),
+    }
+  }
+
+  snapshotList (): SnapshotInfo[] {
+    return this.shared.snapshots.map(s => ({
+      id: s.id,
+      name: s.name,
+      vmStateSize: s.vmStateSize,
+      dateSec: s.dateSec,
+      dateNsec: s.dateNsec,
+      vmClockNsec: s.vmClockNsec,
+      icount: s.icount,
+    }))
+  }
+
+  /** Find a snapshot by id or name (id first, as qemu does for a bare string). */
+  findSnapshot (spec: { id?: string, name?: string }): Qcow2Snapshot | undefined {
+    const list = this.shared.snapshots
+    if (spec.id !== undefined && spec.name !== undefined) return list.find(s => s.id === spec.id && s.name === spec.name)
+    if (spec.id !== undefined) return list.find(s => s.id === spec.id)
+    if (spec.name !== undefined) return list.find(s => s.name === spec.name)
+    return undefined
+  }
+
+  /** A read-only view of the disk as it was when the snapshot was taken. */
+  async openSnapshot (snap: Qcow2Snapshot): Promise<Qcow2Image> {
+    const l1 = Buffer.alloc(snap.l1Size * 8)
+    await this.store.read(l1, snap.l1TableOffset)
+    const view = new Qcow2Image(this.filename, this.store, snap.diskSize ?? this.size, true, this.shared, l1, false)
+    view.backing = this.backing
+    view.backingName = this.backingName
+    view.backingFormat = this.backingFormat
+    return view
+  }
+
+  protected override async closeLayer (): Promise<void> {
+    if (!this.ownsStore) return
+    if (this.shared.dataStore !== this.store) await this.shared.dataStore.close()
+    await this.store.close()
+  }
+
+  override async close (): Promise<void> {
+    if (!this.ownsStore) { this.backing = null; return } // a snapshot view borrows its chain
+    await super.close()
+  }
+}
+
+export const qcow2Driver: BlockDriver = {
+  name: 'qcow2',
+  async open (store: ByteStore, ctx: OpenContext) {
+    const meta = await readQcow2Metadata(store, ctx)
+    const shared: Qcow2Shared = {
+      header: meta.header,
+      geo: meta.geo,
+      dataStore: meta.dataStore,
+      crypto: meta.crypto,
+      snapshots: meta.snapshots,
+      metadataCache: ctx.metadataCache,
+      clusterCache: ctx.clusterCache,
+      owner: newCacheOwner(),
+      warn: ctx.warn,
+      corruptionReported: false,
+    }
+    const img = new Qcow2Image(ctx.filename, store, meta.header.size, ctx.readOnly, shared, meta.l1)
+    img.backingName = meta.header.backingFile
+    img.backingFormat = meta.header.backingFormat
+    return img
+  },
+}

@@ -1,0 +1,83 @@
+// raw: the guest view is the file itself (optionally a window of it, with the
+// offset= and size= driver options). Holes in a sparse file read as zeros and
+// are reported as zero extents.
+import { BlockError } from '../../cli/errors.js'
+import type { ByteStore } from '../../io/byte-store.js'
+import { ImageBase } from '../../block/image.js'
+import type { BlockDriver, LayerStatus, OpenContext, WriteZeroesOptions } from '../../block/types.js'
+
+const SECTOR = 512
+
+function parseByteOption (name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value)) throw new BlockError(`Parameter '${name}' expects a non-negative number below 2^64`, 'EINVAL')
+  return Number(value)
+}
+
+export class RawImage extends ImageBase {
+  readonly format = 'raw'
+
+  constructor (filename: string, store: ByteStore, size: number, readOnly: boolean, private readonly base: number, private readonly fixedSize: boolean) {
+    super(filename, store, size, readOnly)
+  }
+
+  async layerStatus (offset: number, length: number): Promise<LayerStatus> {
+    const hostOffset = this.base + offset
+    const run = await this.store.dataRun(hostOffset)
+    const runLen = Math.max(run.end - hostOffset, 0)
+    // past the end of the file (the size is rounded up to a sector): zeros
+    if (runLen === 0) return { kind: 'zero', length, hostOffset, store: this.store }
+    return { kind: run.data ? 'data' : 'zero', length: Math.min(length, runLen), hostOffset, store: this.store }
+  }
+
+  protected async readData (buf: Buffer, offset: number): Promise<void> {
+    await this.store.read(buf, this.base + offset)
+  }
+
+  override async write (buf: Buffer, offset: number): Promise<void> {
+    this.checkWritable()
+    this.checkRange(offset, buf.length)
+    await this.store.write(buf, this.base + offset)
+  }
+
+  override async writeZeroes (offset: number, length: number, _opts?: WriteZeroesOptions): Promise<void> {
+    this.checkWritable()
+    this.checkRange(offset, length)
+    // a punched hole reads as zeros; past EOF nothing needs doing
+    await this.store.punchHole(this.base + offset, length)
+  }
+
+  override async discard (offset: number, length: number): Promise<void> {
+    this.checkWritable()
+    this.checkRange(offset, length)
+    await this.store.punchHole(this.base + offset, length)
+  }
+
+  /** Change the guest size (resize): the file follows unless a size= window is fixed. */
+  async truncateTo (size: number): Promise<void> {
+    this.checkWritable()
+    if (this.fixedSize) throw new BlockError('Cannot resize a raw image with a fixed size= option', 'ENOTSUP')
+    await this.store.truncate(this.base + size)
+    this.size = size
+  }
+}
+
+export const rawDriver: BlockDriver = {
+  name: 'raw',
+  async open (store: ByteStore, ctx: OpenContext) {
+    const fileSize = await store.size()
+    const base = parseByteOption('offset', ctx.options.offset) ?? 0
+    const fixed = parseByteOption('size', ctx.options.size)
+    if (base > fileSize) throw new BlockError('The sum of offset (' + base + ') and size (0) has to be smaller or equal to the  actual size of the containing file (' + fileSize + ')', 'EINVAL')
+    let size: number
+    if (fixed !== undefined) {
+      if (base + fixed > fileSize) {
+        throw new BlockError(`The sum of offset (${base}) and size (${fixed}) has to be smaller or equal to the  actual size of the containing file (${fileSize})`, 'EINVAL')
+      }
+      size = fixed
+    } else {
+      size = Math.ceil((fileSize - base) / SECTOR) * SECTOR
+    }
+    return new RawImage(ctx.filename, store, size, ctx.readOnly, base, fixed !== undefined)
+  },
+}

@@ -1,0 +1,101 @@
+/*
+ * The few Linux file-system calls Node does not expose and qemu-img relies on:
+ * lseek(SEEK_DATA/SEEK_HOLE) to find holes in raw files, fallocate() to
+ * preallocate and punch holes, open-file-description locks (qemu-img's image
+ * locking protocol), the NOCOW inode flag, and block-device sizes.
+ * Each function is a thin synchronous wrapper; errors come back as -errno.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
+#include <stdint.h>
+
+static int64_t arg_i64(napi_env env, napi_value v) {
+  int64_t x = 0;
+  napi_get_value_int64(env, v, &x);
+  return x;
+}
+
+static napi_value ret_i64(napi_env env, int64_t x) {
+  napi_value r;
+  napi_create_int64(env, x, &r);
+  return r;
+}
+
+/* lseek(fd, offset, whence) -> new offset or -errno */
+static napi_value js_lseek(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  off_t r = lseek((int)arg_i64(env, argv[0]), (off_t)arg_i64(env, argv[1]), (int)arg_i64(env, argv[2]));
+  return ret_i64(env, r < 0 ? -errno : (int64_t)r);
+}
+
+/* fallocate(fd, mode, offset, len) -> 0 or -errno */
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  size_t argc = 4; napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int r = fallocate((int)arg_i64(env, argv[0]), (int)arg_i64(env, argv[1]),
+                    (off_t)arg_i64(env, argv[2]), (off_t)arg_i64(env, argv[3]));
+  return ret_i64(env, r < 0 ? -errno : 0);
+}
+
+/*
+ * ofdLock(fd, type, start, len, test): type 0 = F_RDLCK, 1 = F_WRLCK, 2 = F_UNLCK.
+ * With test=0 sets the lock (non-blocking) and returns 0 or -errno; with test=1
+ * asks whether it could be set: returns 0 if free, 1 if another holder conflicts.
+ */
+static napi_value js_ofd_lock(napi_env env, napi_callback_info info) {
+  size_t argc = 5; napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  static const short types[3] = { F_RDLCK, F_WRLCK, F_UNLCK };
+  int64_t t = arg_i64(env, argv[1]);
+  struct flock fl = { 0 };
+  fl.l_type = types[t >= 0 && t <= 2 ? t : 2];
+  fl.l_whence = SEEK_SET;
+  fl.l_start = (off_t)arg_i64(env, argv[2]);
+  fl.l_len = (off_t)arg_i64(env, argv[3]);
+  int fd = (int)arg_i64(env, argv[0]);
+  if (arg_i64(env, argv[4])) {
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0) return ret_i64(env, -errno);
+    return ret_i64(env, fl.l_type == F_UNLCK ? 0 : 1);
+  }
+  return ret_i64(env, fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0);
+}
+
+/* setNoCow(fd): set FS_NOCOW_FL (btrfs); returns 0 or -errno */
+static napi_value js_set_nocow(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = (int)arg_i64(env, argv[0]);
+  int attr = 0;
+  if (ioctl(fd, FS_IOC_GETFLAGS, &attr) < 0) return ret_i64(env, -errno);
+  attr |= FS_NOCOW_FL;
+  return ret_i64(env, ioctl(fd, FS_IOC_SETFLAGS, &attr) < 0 ? -errno : 0);
+}
+
+/* blockDeviceSize(fd) -> bytes or -errno */
+static napi_value js_blkdev_size(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint64_t size = 0;
+  if (ioctl((int)arg_i64(env, argv[0]), BLKGETSIZE64, &size) < 0) return ret_i64(env, -errno);
+  return ret_i64(env, (int64_t)size);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "lseek", NULL, js_lseek, NULL, NULL, NULL, napi_default, NULL },
+    { "fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_default, NULL },
+    { "ofdLock", NULL, js_ofd_lock, NULL, NULL, NULL, napi_default, NULL },
+    { "setNoCow", NULL, js_set_nocow, NULL, NULL, NULL, napi_default, NULL },
+    { "blockDeviceSize", NULL, js_blkdev_size, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,56 @@
+// Running qimg (as "qemu-img", so messages compare directly) and the real
+// qemu-img/qemu-io in tests.
+import { spawnSync, execFileSync } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const QIMG_BIN = path.join(ROOT, 'bin/qemu-img.js')
+
+export interface RunResult { stdout: string, stderr: string, code: number }
+
+export interface RunOptions { cwd?: string, input?: string | Buffer, env?: NodeJS.ProcessEnv, timeout?: number }
+
+function run (cmd: string, args: string[], opts: RunOptions = {}): RunResult {
+  const r = spawnSync(cmd, args, {
+    cwd: opts.cwd,
+    input: opts.input,
+    env: opts.env ?? { ...process.env, LC_ALL: 'C', TZ: 'UTC' },
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+    timeout: opts.timeout ?? 120_000,
+  })
+  if (r.error) throw r.error
+  return { stdout: r.stdout, stderr: r.stderr, code: r.status ?? (r.signal ? 128 : 1) }
+}
+
+/** qimg, invoked as qemu-img (bin/qemu-img.js) */
+export function qimg (args: string[], opts?: RunOptions): RunResult {
+  return run(process.execPath, [QIMG_BIN, ...args], opts)
+}
+
+/** the real qemu-img */
+export function qemuImg (args: string[], opts?: RunOptions): RunResult {
+  return run('qemu-img', args, opts)
+}
+
+/** the real qemu-io (e.g. qemuIo(['-c', 'write -P 1 0 64k'], 'f.qcow2')) */
+export function qemuIo (commands: string[], file: string, extra: string[] = [], opts?: RunOptions): RunResult {
+  const args = [...extra]
+  for (const c of commands) args.push('-c', c)
+  args.push(file)
+  return run('qemu-io', args, opts)
+}
+
+/** run the real qemu-img and fail loudly when it fails (for building fixtures) */
+export function qemuImgOk (args: string[], opts?: RunOptions): string {
+  return execFileSync('qemu-img', args, { cwd: opts?.cwd, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' } })
+}
+
+export function qemuIoOk (commands: string[], file: string, extra: string[] = [], opts?: RunOptions): string {
+  const r = qemuIo(commands, file, extra, opts)
+  if (r.code !== 0 || /error|failed/i.test(r.stderr + r.stdout)) {
+    throw new Error(`qemu-io ${[...extra, ...commands].join(' ')} ${file} failed: ${r.stderr}${r.stdout}`)
+  }
+  return r.stdout
+}
