@@ -51,7 +51,7 @@ export interface WriteZeroesOptions {
   unmap?: boolean
 }
 
-export interface Image {
+export interface Image extends ImageCapabilities {
   readonly format: string
   /** the name it was opened by (messages, info's "filename") */
   readonly filename: string
@@ -77,6 +77,52 @@ export interface Image {
   flush(): Promise<void>
   /** close this image and its backing chain */
   close(): Promise<void>
+}
+
+/** QAPI ImageCheck, as `check` reports it (absent fields are not printed). */
+export interface CheckResult {
+  checkErrors: number
+  corruptions: number
+  leaks: number
+  corruptionsFixed: number
+  leaksFixed: number
+  imageEndOffset?: number
+  totalClusters?: number
+  allocatedClusters?: number
+  fragmentedClusters?: number
+  compressedClusters?: number
+  /** messages qemu prints to stderr while checking ("ERROR ...", "Leaked cluster ...") in order */
+  messages: string[]
+}
+
+export type RepairMode = 'leaks' | 'all'
+
+export type Preallocation = 'off' | 'metadata' | 'falloc' | 'full'
+
+/** Snapshot selection as -l / -s / --snapshot give it. */
+export interface SnapshotSpec { id?: string, name?: string }
+
+/**
+ * Optional capabilities. A format implements what it supports; ops test for
+ * the method and report qemu's "not supported" message otherwise.
+ */
+export interface ImageCapabilities {
+  check?(repair?: RepairMode): Promise<CheckResult>
+  resize?(size: number, opts: { preallocation?: Preallocation, shrink?: boolean }): Promise<void>
+  /** write one whole cluster compressed (convert -c) */
+  writeCompressed?(buf: Buffer, offset: number): Promise<void>
+  /** the cluster size compressed writes must use */
+  compressedClusterSize?(): number
+  listSnapshots?(): SnapshotInfo[]
+  openSnapshot?(spec: SnapshotSpec): Promise<Image>
+  createSnapshot?(name: string, opts: { dateSec: number, dateNsec: number, vmClockNsec?: number }): Promise<void>
+  applySnapshot?(spec: SnapshotSpec): Promise<void>
+  deleteSnapshot?(spec: SnapshotSpec): Promise<void>
+  /** rewrite the backing file name/format in the header (rebase -u, commit) */
+  setBacking?(name: string | undefined, format: string | undefined): Promise<void>
+  /** drop all data of this layer so it reads through to the backing file (commit without -d) */
+  makeEmpty?(): Promise<void>
+  amend?(options: Record<string, string>, opts: { force: boolean, progress?: (done: number, total: number) => void }): Promise<void>
 }
 
 /** Driver options and services handed to a format's open(). */
