@@ -145,7 +145,28 @@ export interface OpenContext {
   warn(message: string): void
 }
 
+/** One -o option of a format, as `create -o help` lists it. */
+export interface CreateOptionSpec {
+  name: string
+  type: 'string' | 'size' | 'bool' | 'number'
+  help: string
+  /** default shown in `-o help` as "(default: X)" */
+  defaultValue?: string
+}
+
+export interface CreateContext {
+  secrets: SecretStore
+  warn(message: string): void
+}
+
 export interface BlockDriver {
   readonly name: string
   open(store: ByteStore, ctx: OpenContext): Promise<Image>
+  /** -o options accepted by create/convert/amend, in the order `-o help` lists them */
+  readonly createOptions?: CreateOptionSpec[]
+  /**
+   * Create an image file. `options` holds the -o values (plus 'size' in bytes,
+   * 'backing_file', 'backing_fmt' ...) after validation against createOptions.
+   */
+  create?(filename: string, options: Record<string, string>, ctx: CreateContext): Promise<void>
 }
