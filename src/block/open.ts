@@ -8,6 +8,7 @@ import { FileStore } from '../io/file-store.js'
 import type { ByteStore } from '../io/byte-store.js'
 import { findFormat, probeFormat, PROBE_SIZE } from './registry.js'
 import { resolveRelative } from './paths.js'
+import { lockFor } from '../io/lock.js'
 import { SecretStore } from './secrets.js'
 import { ClusterCache, DEFAULT_CLUSTER_CACHE, DEFAULT_METADATA_CACHE } from './cache.js'
 import type { Image, OpenContext } from './types.js'
@@ -56,7 +57,7 @@ export function parseImageOpts (text: string): { format?: string, filename: stri
   for (const [k, v] of parseKeyValues(text)) {
     if (k === 'driver') format = v
     else if (k === 'file.filename' || k === 'filename') filename = v
-    else if (k === 'file.driver' || k === 'file.locking' || k === 'file.aio' || k.startsWith('cache.')) continue
+    else if (k === 'file.driver' || k === 'file.aio' || k.startsWith('cache.')) continue
     else options[k] = v
   }
   if (filename === undefined) throw new BlockError('A block device must be specified for "file"', 'EINVAL')
@@ -84,6 +85,8 @@ async function openOne (filename: string, opts: OpenImageOptions, secrets: Secre
           '         Specify the \'raw\' format explicitly to remove the restrictions.\n')
       }
     }
+    if (opts.forceShare && !readOnly) throw new BlockError('force-share=on can only be used with read-only images', 'EINVAL')
+    if (opts.options?.['file.locking'] !== 'off') store.lock(lockFor(format, !readOnly, opts.forceShare ?? false))
     const driver = await findFormat(format)!.load()
     const ctx: OpenContext = {
       filename,

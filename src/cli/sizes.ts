@@ -63,3 +63,20 @@ export function parseSize (text: string, defaultSuffix = 'b'): number {
   if (!Number.isFinite(bytes) || bytes > 2 ** 63 - 1) throw new SizeError('range', 'Value too large')
   return Math.round(bytes)
 }
+
+/**
+ * qemu-img's two-line message for a size that does not parse, e.g.
+ * "Invalid buffer size specified. You may use k, M, G, T, P or E suffixes for"
+ * followed by the suffix names on a second, also prefixed, line.
+ */
+export function sizeSuffixMessage (what: string, program: string): string {
+  return `Invalid ${what} specified. You may use k, M, G, T, P or E suffixes for\n` +
+    `${program}: kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.`
+}
+
+/** A plain non-negative decimal integer no larger than `max` (qemu_strtoul/strtol uses), else undefined. */
+export function parseUint (text: string, max: number): number | undefined {
+  if (!/^\s*\+?\d+$/.test(text)) return undefined
+  const v = Number(text)
+  return Number.isSafeInteger(v) && v <= max ? v : undefined
+}

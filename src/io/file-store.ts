@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import { BlockError } from '../cli/errors.js'
 import type { ByteStore, DataRun } from './byte-store.js'
 import { native, errnoName, SEEK_DATA, SEEK_HOLE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from './native.js'
+import { applyLock, type LockRequest } from './lock.js'
 
 function ioError (err: unknown): BlockError {
   const e = err as NodeJS.ErrnoException
@@ -62,6 +63,11 @@ export class FileStore implements ByteStore {
   }
 
   async size (): Promise<number> { return this.cachedSize }
+
+  /** Take (or change) qemu-compatible image locks on this file; throws on conflict. */
+  lock (req: LockRequest): void {
+    applyLock(this.fd, this.filename, req)
+  }
 
   async read (buf: Buffer, offset: number): Promise<number> {
     let done = 0
