@@ -5,7 +5,7 @@ import type { JsonValue } from '../../cli/qjson.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
 import { newCacheOwner, type ClusterCache } from '../../block/cache.js'
-import type { BlockDriver, ImageDetails, LayerStatus, OpenContext, SnapshotInfo } from '../../block/types.js'
+import type { BlockDriver, ImageDetails, LayerStatus, OpenContext, Preallocation, SnapshotInfo, WriteZeroesOptions } from '../../block/types.js'
 import { decompressCluster } from './compress.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
@@ -15,6 +15,7 @@ import {
 import { Geometry, decodeCompressed, entryOffset, subclusterStatus, OFLAG_COMPRESSED_HI } from './layout.js'
 import type { Qcow2Snapshot } from './snapshots.js'
 import { readQcow2Metadata } from './open.js'
+import type { Qcow2Writer } from './write.js'
 
 /** State shared by an image and the snapshot views opened from it. */
 export interface Qcow2Shared {
@@ -30,6 +31,8 @@ export interface Qcow2Shared {
   owner: number
   warn: (m: string) => void
   corruptionReported: boolean
+  /** the write path of a read-write image (changed L2 tables live there until flushed) */
+  writer?: Qcow2Writer
 }
 
 interface Run { kind: LayerStatus['kind'], host?: number, length: number }
@@ -52,6 +55,12 @@ export class Qcow2Image extends ImageBase {
 
   /** Report metadata corruption the way qemu does, and fail the request with EIO. */
   corruption (message: string): BlockError {
+    const writer = this.shared.writer
+    if (writer && !this.readOnly) {
+      // a writable image is marked corrupt, as qemu does (the header write is not awaited)
+      void writer.markCorrupt(message)
+      return new BlockError(message, 'EIO')
+    }
     if (!this.shared.corruptionReported) {
       this.shared.corruptionReported = true
       this.shared.warn(`qcow2: Image is corrupt: ${message}; further non-fatal corruption events will be suppressed\n`)
@@ -71,6 +80,8 @@ export class Qcow2Image extends ImageBase {
     if (l2Offset % cs !== 0) {
       throw this.corruption(`L2 table offset 0x${l2Offset.toString(16)} unaligned (L1 index: 0x${l1Index.toString(16)})`)
     }
+    const changed = this.shared.writer?.tables.get(l2Offset)
+    if (changed) return changed
     return this.shared.metadataCache.get(this.shared.owner, l2Offset, async () => {
       const buf = Buffer.allocUnsafe(cs)
       await this.store.read(buf, l2Offset)
@@ -262,8 +273,73 @@ export class Qcow2Image extends ImageBase {
     return view
   }
 
+  // ---- the write path (src/formats/qcow2/write.ts) ----
+
+  private writer (): Qcow2Writer {
+    this.checkWritable()
+    const w = this.shared.writer
+    if (!w) throw new BlockError('Image is read-only', 'EACCES')
+    return w
+  }
+
+  override async read (buf: Buffer, offset: number): Promise<void> {
+    const w = this.shared.writer
+    return w ? w.track(super.read(buf, offset)) : super.read(buf, offset)
+  }
+
+  override async write (buf: Buffer, offset: number): Promise<void> {
+    const w = this.writer()
+    this.checkRange(offset, buf.length)
+    await w.write(buf, offset)
+  }
+
+  override async writeZeroes (offset: number, length: number, opts?: WriteZeroesOptions): Promise<void> {
+    const w = this.writer()
+    this.checkRange(offset, length)
+    await w.writeZeroes(offset, length, opts)
+  }
+
+  override async discard (offset: number, length: number): Promise<void> {
+    const w = this.writer()
+    this.checkRange(offset, length)
+    await w.discard(offset, length)
+  }
+
+  async writeCompressed (buf: Buffer, offset: number): Promise<void> {
+    const w = this.writer()
+    this.checkRange(offset, buf.length)
+    await w.writeCompressed(buf, offset)
+  }
+
+  compressedClusterSize (): number { return this.geo.clusterSize }
+
+  async resize (size: number, opts: { preallocation?: Preallocation, shrink?: boolean }): Promise<void> {
+    const w = this.writer()
+    const { resizeQcow2 } = await import('./resize.js')
+    await resizeQcow2(this, w, size, opts.preallocation ?? 'off')
+  }
+
+  override async flush (): Promise<void> {
+    const w = this.shared.writer
+    if (w && !this.readOnly) await w.flush()
+    else await super.flush()
+  }
+
   protected override async closeLayer (): Promise<void> {
     if (!this.ownsStore) return
+    const w = this.shared.writer
+    if (w && !this.readOnly) {
+      try {
+        await w.flush()
+      } catch (e) {
+        await this.closeStores()
+        throw e
+      }
+    }
+    await this.closeStores()
+  }
+
+  private async closeStores (): Promise<void> {
     if (this.shared.dataStore !== this.store) await this.shared.dataStore.close()
     await this.store.close()
   }
@@ -293,6 +369,15 @@ export const qcow2Driver: BlockDriver = {
     const img = new Qcow2Image(ctx.filename, store, meta.header.size, ctx.readOnly, shared, meta.l1)
     img.backingName = meta.header.backingFile
     img.backingFormat = meta.header.backingFormat
+    if (!ctx.readOnly) {
+      try {
+        const { openWriter } = await import('./open-write.js')
+        shared.writer = await openWriter(img)
+      } catch (e) {
+        await img.close().catch(() => undefined)
+        throw e
+      }
+    }
     return img
   },
 }

@@ -1,0 +1,38 @@
+// Compression of one qcow2 cluster for writing: raw deflate with a 4 KiB
+// window (what qemu uses, so any qcow2 reader can inflate it) or a zstd
+// frame. Returns null when the result would not be smaller than the cluster
+// minus one byte: qemu then stores the cluster uncompressed.
+import zlib from 'node:zlib'
+import { createRequire } from 'node:module'
+import { COMPRESSION_ZSTD } from './header.js'
+
+interface ZstdCompress {
+  compress(dst: Uint8Array, src: Uint8Array, level: number): number
+  compressBound(n: number): number
+}
+
+let zstdBinding: ZstdCompress | undefined
+function zstd (): ZstdCompress {
+  if (!zstdBinding) zstdBinding = createRequire(import.meta.url)('zstd-napi/binding') as ZstdCompress
+  return zstdBinding
+}
+
+function deflateRaw (input: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    zlib.deflateRaw(input, { windowBits: 12, memLevel: 9 }, (err, out) => err ? reject(err) : resolve(out))
+  })
+}
+
+export async function compressCluster (compressionType: number, input: Buffer): Promise<Buffer | null> {
+  const limit = input.length - 1
+  let out: Buffer
+  if (compressionType === COMPRESSION_ZSTD) {
+    const z = zstd()
+    const dst = Buffer.allocUnsafe(z.compressBound(input.length))
+    const n = z.compress(dst, input, 3)
+    out = dst.subarray(0, n)
+  } else {
+    out = await deflateRaw(input)
+  }
+  return out.length <= limit ? out : null
+}
