@@ -42,9 +42,9 @@ export class SizeError extends Error {
  * qemu_strtosz: a number (decimal, or 0x hex without fraction) with an optional
  * suffix; `defaultSuffix` applies when none is given (qemu-img's default is
  * bytes, 'B'). Fractions are allowed with a suffix larger than bytes.
- * Returns a number; values above 2^63-1 (or not exact) are range errors.
+ * Returns a number; values from `limit` (default 2^63) up are range errors.
  */
-export function parseSize (text: string, defaultSuffix = 'b'): number {
+export function parseSize (text: string, defaultSuffix = 'b', limit = 2 ** 63): number {
   const m = /^\s*(0[xX][0-9a-fA-F]+|[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.)\s*([bBkKmMgGtTpPeE]?)$/.exec(text)
   // "1e3" would be ambiguous with the E suffix: qemu rejects exponents too
   if (!m || /[eE][+-]?[0-9]/.test(m[1]) && !m[1].startsWith('0x') && !m[1].startsWith('0X')) {
@@ -60,7 +60,7 @@ export function parseSize (text: string, defaultSuffix = 'b'): number {
     if (numText.includes('.') && unit === 1) throw new SizeError('invalid', 'Invalid size')
   }
   const bytes = value * unit
-  if (!Number.isFinite(bytes) || bytes > 2 ** 63 - 1) throw new SizeError('range', 'Value too large')
+  if (!Number.isFinite(bytes) || bytes >= limit) throw new SizeError('range', 'Value too large')
   return Math.round(bytes)
 }
 

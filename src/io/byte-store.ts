@@ -19,6 +19,8 @@ export interface ByteStore {
   truncate(size: number): Promise<void>
   /** Make [offset, offset+length) read as zero, freeing space where the file system can. */
   punchHole(offset: number, length: number): Promise<void>
+  /** Make [offset, offset+length) read as zero keeping it allocated (FALLOC_FL_ZERO_RANGE, else written zeros). */
+  zeroRange?(offset: number, length: number): Promise<void>
   /** Allocate space (fallocate) without changing contents; extends the file when needed. */
   allocate(offset: number, length: number): Promise<void>
   /** Where the data/hole run containing offset ends (SEEK_DATA/SEEK_HOLE). */

@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import { BlockError } from '../cli/errors.js'
 import type { ByteStore, DataRun } from './byte-store.js'
-import { native, errnoName, SEEK_DATA, SEEK_HOLE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from './native.js'
+import { native, errnoName, SEEK_DATA, SEEK_HOLE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from './native.js'
 import { applyLock, type LockRequest } from './lock.js'
 
 function ioError (err: unknown): BlockError {
@@ -110,6 +110,22 @@ export class FileStore implements ByteStore {
     const chunk = Buffer.alloc(Math.min(end - offset, 1 << 20))
     for (let pos = offset; pos < end; pos += chunk.length) {
       await this.write(chunk.subarray(0, Math.min(chunk.length, end - pos)), pos)
+    }
+  }
+
+  async zeroRange (offset: number, length: number): Promise<void> {
+    if (!this.writable) throw new BlockError('Read-only file', 'EBADF')
+    const n = native()
+    if (n && !this.isBlockDevice && length > 0) {
+      const r = n.fallocate(this.fd, FALLOC_FL_ZERO_RANGE, offset, length)
+      if (r === 0) {
+        if (offset + length > this.cachedSize) this.cachedSize = offset + length
+        return
+      }
+    }
+    const chunk = Buffer.alloc(Math.min(length, 1 << 20))
+    for (let pos = offset; pos < offset + length; pos += chunk.length) {
+      await this.write(chunk.subarray(0, Math.min(chunk.length, offset + length - pos)), pos)
     }
   }
 

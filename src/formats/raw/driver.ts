@@ -4,7 +4,7 @@
 import { BlockError } from '../../cli/errors.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
-import type { BlockDriver, LayerStatus, OpenContext, WriteZeroesOptions } from '../../block/types.js'
+import type { BlockDriver, LayerStatus, OpenContext, Preallocation, WriteZeroesOptions } from '../../block/types.js'
 
 const SECTOR = 512
 
@@ -40,11 +40,17 @@ export class RawImage extends ImageBase {
     await this.store.write(buf, this.base + offset)
   }
 
-  override async writeZeroes (offset: number, length: number, _opts?: WriteZeroesOptions): Promise<void> {
+  override async writeZeroes (offset: number, length: number, opts?: WriteZeroesOptions): Promise<void> {
     this.checkWritable()
     this.checkRange(offset, length)
-    // a punched hole reads as zeros; past EOF nothing needs doing
-    await this.store.punchHole(this.base + offset, length)
+    // past the end of the file (the size is rounded up to a sector) nothing needs doing
+    const end = Math.min(this.base + offset + length, await this.store.size())
+    const start = this.base + offset
+    if (end <= start) return
+    // qemu: a hole when unmapping is allowed, else zeros that stay allocated
+    if (opts?.unmap) await this.store.punchHole(start, end - start)
+    else if (this.store.zeroRange) await this.store.zeroRange(start, end - start)
+    else await super.writeZeroes(offset, end - start)
   }
 
   override async discard (offset: number, length: number): Promise<void> {
@@ -53,11 +59,20 @@ export class RawImage extends ImageBase {
     await this.store.punchHole(this.base + offset, length)
   }
 
-  /** Change the guest size (resize): the file follows unless a size= window is fixed. */
-  async truncateTo (size: number): Promise<void> {
+  /** Change the guest size: the file follows (after offset=) unless a size= window is fixed. */
+  async resize (size: number, opts: { preallocation?: Preallocation } = {}): Promise<void> {
     this.checkWritable()
-    if (this.fixedSize) throw new BlockError('Cannot resize a raw image with a fixed size= option', 'ENOTSUP')
-    await this.store.truncate(this.base + size)
+    if (this.fixedSize) throw new BlockError('Cannot resize fixed-size raw disks', 'ENOTSUP')
+    const prealloc = opts.preallocation ?? 'off'
+    if (prealloc === 'metadata') throw new BlockError('Unsupported preallocation mode: metadata', 'ENOTSUP')
+    const oldEnd = await this.store.size()
+    const newEnd = this.base + size
+    await this.store.truncate(newEnd)
+    if (newEnd > oldEnd && prealloc === 'falloc') await this.store.allocate(oldEnd, newEnd - oldEnd)
+    if (newEnd > oldEnd && prealloc === 'full') {
+      const zero = Buffer.alloc(Math.min(newEnd - oldEnd, 1 << 20))
+      for (let p = oldEnd; p < newEnd; p += zero.length) await this.store.write(zero.subarray(0, Math.min(zero.length, newEnd - p)), p)
+    }
     this.size = size
   }
 }
