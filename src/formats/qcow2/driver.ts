@@ -93,6 +93,7 @@ export class Qcow2Image extends ImageBase {
     const g = this.geo
     const end = Math.min(offset + length, this.size)
     const hasZeroFlag = this.header.version >= 3
+    const external = (this.header.incompatible & INCOMPAT_DATA_FILE) !== 0n
     const crypto = this.shared.crypto
     let first: Run | undefined
     let pos = offset
@@ -126,7 +127,7 @@ export class Qcow2Image extends ImageBase {
         const bmLo = g.extendedL2 ? l2.readUInt32BE(e + 12) : 0
         const inCluster = pos % g.clusterSize
         const sc = Math.floor(inCluster / g.subclusterSize)
-        const st = subclusterStatus(g, hi, lo, bmHi, bmLo, sc, hasZeroFlag)
+        const st = subclusterStatus(g, hi, lo, bmHi, bmLo, sc, hasZeroFlag, external)
         const stopInCluster = st.kind === 'compressed' ? g.clusterSize : (sc + st.count) * g.subclusterSize
         const len = Math.min(stopInCluster - inCluster, tableEnd - pos)
         let ok: boolean

@@ -36,14 +36,23 @@ export function isCompressed (v: L2Entry): boolean { return (v.hi & OFLAG_COMPRE
 export function isCopied (v: L2Entry): boolean { return (v.hi & OFLAG_COPIED_HI) !== 0 }
 export function hasZeroFlag (v: L2Entry): boolean { return (v.lo & OFLAG_ZERO_LO) !== 0 }
 
-/** host cluster offset of a non-compressed entry (0 = none) */
-export function hostOf (v: L2Entry): number {
-  return isCompressed(v) ? 0 : entryOffset(v.hi, v.lo)
+/** "no host cluster" (0 is a valid host offset in an external data file) */
+export const NO_HOST = -1
+
+/**
+ * Host cluster offset of a non-compressed entry, or NO_HOST. With an
+ * external data file, offset 0 with OFLAG_COPIED is guest cluster 0's data.
+ */
+export function hostOf (v: L2Entry, external = false): number {
+  if (isCompressed(v)) return NO_HOST
+  const off = entryOffset(v.hi, v.lo)
+  if (off !== 0) return off
+  return external && isCopied(v) ? 0 : NO_HOST
 }
 
 /** An entry pointing to `host` with OFLAG_COPIED (refcount 1), optionally with the zero flag. */
 export function plainEntry (host: number, bm: { bmHi: number, bmLo: number } = { bmHi: 0, bmLo: 0 }, zero = false, copied = true): L2Entry {
-  if (host === 0) return { hi: 0, lo: zero ? OFLAG_ZERO_LO : 0, ...bm }
+  if (host < 0) return { hi: 0, lo: zero ? OFLAG_ZERO_LO : 0, ...bm }
   return {
     hi: (Math.floor(host / 0x100000000) | (copied ? OFLAG_COPIED_HI : 0)) >>> 0,
     lo: ((host >>> 0) | (zero ? OFLAG_ZERO_LO : 0)) >>> 0,
@@ -74,6 +83,6 @@ export function subclusterMask (s0: number, s1: number): number {
 /** Is the entry "nothing here" (reads from below)? */
 export function isUnallocated (v: L2Entry, g: Geometry): boolean {
   if (isCompressed(v)) return false
-  if (g.extendedL2) return v.bmLo === 0 && v.bmHi === 0 && hostOf(v) === 0
+  if (g.extendedL2) return v.bmLo === 0 && v.bmHi === 0 && v.hi === 0 && v.lo === 0
   return v.hi === 0 && v.lo === 0
 }

@@ -81,12 +81,14 @@ export interface SubclusterStatus {
  * Status of subcluster `sc` of the cluster whose entry is (hi, lo[, bitmap]).
  * With standard L2 there is one "subcluster" per cluster.
  */
-export function subclusterStatus (g: Geometry, hi: number, lo: number, bmHi: number, bmLo: number, sc: number, hasZeroFlag: boolean): SubclusterStatus {
+export function subclusterStatus (g: Geometry, hi: number, lo: number, bmHi: number, bmLo: number, sc: number, hasZeroFlag: boolean, externalData = false): SubclusterStatus {
   if (hi & OFLAG_COMPRESSED_HI) return { kind: 'compressed', host: 0, count: g.subclusters - sc }
   const host = entryOffset(hi, lo)
+  // in an external data file, offset 0 with OFLAG_COPIED is a real host cluster (guest cluster 0)
+  const hasHost = host !== 0 || (externalData && (hi & OFLAG_COPIED_HI) !== 0)
   if (!g.extendedL2) {
     if (hasZeroFlag && (lo & OFLAG_ZERO_LO)) return { kind: 'zero', host, count: 1 }
-    return host === 0 ? { kind: 'unallocated', host: 0, count: 1 } : { kind: 'normal', host, count: 1 }
+    return hasHost ? { kind: 'normal', host, count: 1 } : { kind: 'unallocated', host: 0, count: 1 }
   }
   // extended L2: bmLo = allocation bits, bmHi = zero bits
   if (bmLo & bmHi) return { kind: 'invalid', host, count: 1 }
@@ -96,8 +98,8 @@ export function subclusterStatus (g: Geometry, hi: number, lo: number, bmHi: num
     return 'unallocated'
   }
   const kind = kindOf(sc)
-  if (kind === 'normal' && host === 0) return { kind: 'invalid', host, count: 1 }
+  if (kind === 'normal' && !hasHost) return { kind: 'invalid', host, count: 1 }
   let count = 1
   while (sc + count < g.subclusters && kindOf(sc + count) === kind) count++
-  return { kind, host: host === 0 ? 0 : host + sc * g.subclusterSize, count }
+  return { kind, host: hasHost ? host + sc * g.subclusterSize : 0, count }
 }

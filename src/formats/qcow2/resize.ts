@@ -7,7 +7,7 @@ import type { Preallocation } from '../../block/types.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { writeHeaderL1, writeHeaderSize } from './header-update.js'
 import { MAX_L1_BYTES } from './open.js'
-import { EMPTY_ENTRY, hostOf, isCompressed, plainEntry, readEntry, writeEntry, ALL_SUBCLUSTERS } from './l2-entry.js'
+import { EMPTY_ENTRY, hostOf, isCompressed, NO_HOST, plainEntry, readEntry, writeEntry, ALL_SUBCLUSTERS } from './l2-entry.js'
 import type { Qcow2Image } from './driver.js'
 import type { Qcow2Writer } from './write.js'
 
@@ -77,7 +77,7 @@ async function preallocate (img: Qcow2Image, w: Qcow2Writer, from: number, to: n
       const gcs: number[] = []
       for (let gc = pos / cs; gc < Math.ceil(stop / cs); gc++) {
         const e = readEntry(table, g.l2Index(gc * cs), g)
-        if (!isCompressed(e) && hostOf(e) === 0) gcs.push(gc)
+        if (!isCompressed(e) && hostOf(e, external) === NO_HOST) gcs.push(gc)
       }
       if (gcs.length === 0) return
       // host offsets: one new run in the image file, or the guest offsets in an external data file

@@ -27,7 +27,7 @@ import { writeHeaderIncompatible, writeHeaderRefcountTable } from './header-upda
 import { encodeCompressed, entryOffset, OFLAG_COPIED_HI, type Geometry } from './layout.js'
 import {
   ALL_SUBCLUSTERS, EMPTY_ENTRY, compressedClusters, compressedEntry, hasZeroFlag, hostOf, isCompressed, isCopied,
-  isUnallocated, plainEntry, readEntry, subclusterMask, writeEntry, type L2Entry,
+  isUnallocated, NO_HOST, plainEntry, readEntry, subclusterMask, writeEntry, type L2Entry,
 } from './l2-entry.js'
 import type { Qcow2Image } from './driver.js'
 
@@ -255,8 +255,8 @@ export class Qcow2Writer {
     const g = this.g
     const cs = g.clusterSize
     const job: ClusterJob = { gc, a, b, r0: 0, r1: cs, host: 0, fresh: false, inPlace: false, mask: ALL_SUBCLUSTERS, old }
-    const host = hostOf(old)
-    const ownHost = host !== 0 && (isCopied(old) || this.externalData)
+    const host = hostOf(old, this.externalData)
+    const ownHost = host !== NO_HOST && (isCopied(old) || this.externalData)
     if (!g.extendedL2) {
       if (ownHost && !hasZeroFlag(old)) {
         return { ...job, r0: a, r1: b, host, inPlace: true }
@@ -271,7 +271,7 @@ export class Qcow2Writer {
       if ((old.bmLo & mask) >>> 0 === mask) return { ...job, r0: a, r1: b, host, inPlace: true, mask }
       return { ...job, r0: s0 * g.subclusterSize, r1: (s1 + 1) * g.subclusterSize, host, mask }
     }
-    if (isCompressed(old) || host !== 0) return this.freshHost(job) // copy the whole cluster
+    if (isCompressed(old) || host !== NO_HOST) return this.freshHost(job) // copy the whole cluster
     return this.freshHost({ ...job, r0: s0 * g.subclusterSize, r1: (s1 + 1) * g.subclusterSize, mask })
   }
 
@@ -377,7 +377,7 @@ export class Qcow2Writer {
       this.dropReference(old, j.host)
       // extended L2: a partly filled cluster keeps its other subclusters' state;
       // a fresh host cluster holds only what this write (or its copy) put there
-      const sameHost = !isCompressed(old) && hostOf(old) === j.host
+      const sameHost = hostOf(old, this.externalData) === j.host
       const bm = g.extendedL2
         ? { bmLo: ((sameHost ? old.bmLo : 0) | j.mask) >>> 0, bmHi: (old.bmHi & ~j.mask) >>> 0 }
         : undefined
@@ -394,7 +394,7 @@ export class Qcow2Writer {
       return
     }
     const host = hostOf(old)
-    if (host !== 0 && host !== keepHost) this.alloc.decref(host / this.cs)
+    if (host !== NO_HOST && host !== keepHost) this.alloc.decref(host / this.cs)
   }
 
   /**
@@ -505,25 +505,25 @@ export class Qcow2Writer {
    */
   private zeroEntry (old: L2Entry, mask: number, full: boolean, unmap: boolean): L2Entry | null {
     const g = this.g
-    const host = hostOf(old)
-    const own = host !== 0 && (isCopied(old) || this.externalData)
+    const host = hostOf(old, this.externalData)
+    const own = host !== NO_HOST && (isCopied(old) || this.externalData)
     if (!this.v3) {
       // no zero flag: deallocate (only reached without a backing file)
       this.dropReference(old)
       return EMPTY_ENTRY
     }
     if (!g.extendedL2) {
-      if (isCompressed(old) || (host !== 0 && (unmap || !own) && !this.dataRaw)) {
+      if (isCompressed(old) || (host !== NO_HOST && (unmap || !own) && !this.dataRaw)) {
         this.dropReference(old)
-        return plainEntry(0, undefined, true)
+        return plainEntry(NO_HOST, undefined, true)
       }
-      return own ? plainEntry(host, undefined, true) : plainEntry(0, undefined, true)
+      return plainEntry(own ? host : NO_HOST, undefined, true)
     }
-    if (full && (isCompressed(old) || (host !== 0 && (unmap || !own)))) {
+    if (full && (isCompressed(old) || (host !== NO_HOST && (unmap || !own)))) {
       this.dropReference(old)
       return { hi: 0, lo: 0, bmHi: ALL_SUBCLUSTERS, bmLo: 0 }
     }
-    if (isCompressed(old) || (host !== 0 && !own)) return null
+    if (isCompressed(old) || (host !== NO_HOST && !own)) return null
     return { ...old, bmLo: (old.bmLo & ~mask) >>> 0, bmHi: (old.bmHi | mask) >>> 0 }
   }
 
@@ -543,7 +543,7 @@ export class Qcow2Writer {
         if (isUnallocated(old, this.g) && !hasBacking) return old
         this.dropReference(old)
         if (!this.v3) return EMPTY_ENTRY
-        return this.g.extendedL2 ? { hi: 0, lo: 0, bmHi: ALL_SUBCLUSTERS, bmLo: 0 } : plainEntry(0, undefined, true)
+        return this.g.extendedL2 ? { hi: 0, lo: 0, bmHi: ALL_SUBCLUSTERS, bmLo: 0 } : plainEntry(NO_HOST, undefined, true)
       }, true)
       pos = stop
     }
