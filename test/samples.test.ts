@@ -10,7 +10,9 @@ import { execFileSync } from 'node:child_process'
 import { qimg, ROOT } from './helpers/run.js'
 import { FORMATS } from '../src/block/registry.js'
 
-const SAMPLES = path.resolve(ROOT, '../shared/samples')
+// ../shared/samples beside the checkout (a git worktree one level deeper looks two levels up)
+const SAMPLES = [path.resolve(ROOT, '../shared/samples'), path.resolve(ROOT, '../../shared/samples')]
+  .find(d => fs.existsSync(path.join(d, 'expected.json'))) ?? path.resolve(ROOT, '../shared/samples')
 const expected = JSON.parse(fs.readFileSync(path.join(SAMPLES, 'expected.json'), 'utf8')) as Record<string, Sample>
 
 interface Sample {
