@@ -76,11 +76,12 @@ export abstract class ImageBase implements Image {
 
   /**
    * Data stored plainly in a host file can still read as zeros where the file
-   * has a hole (preallocation=metadata): ask the file, as qemu does for map
-   * and convert, and report the run up to where the file's answer changes.
+   * has a hole (preallocation=metadata): when the layer says so (checkHost),
+   * ask the file, as qemu does for map and convert, and report the run up to
+   * where the file's answer changes.
    */
   private async refineWithHostFile (ext: Extent): Promise<Extent> {
-    if (ext.kind !== 'data' || ext.hostOffset === undefined || !ext.store || ext.zero) return ext
+    if (ext.kind !== 'data' || !ext.checkHost || ext.hostOffset === undefined || !ext.store || ext.zero) return ext
     const run = await ext.store.dataRun(ext.hostOffset)
     if (run.end <= ext.hostOffset) return { ...ext, zero: true } // past the end of the file
     const length = Math.min(ext.length, run.end - ext.hostOffset)

@@ -17,6 +17,11 @@ export interface LayerStatus {
   store?: ByteStore
   /** for 'data': allocated, but known to read as zeros (e.g. a hole in the host file) */
   zero?: boolean
+  /**
+   * for 'data' with hostOffset: the host file may have holes here that read
+   * as zeros; chain-wide block status asks `store` (qemu's BDRV_BLOCK_RECURSE)
+   */
+  checkHost?: boolean
 }
 
 /** Allocation status through the whole chain: the one source of allocation truth. */

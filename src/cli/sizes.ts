@@ -30,38 +30,66 @@ export function sizeToStr (val: number): string {
   return `${formatG(val / div, 3)} ${SUFFIXES[i]}B`
 }
 
-const UNITS: Record<string, number> = {
-  b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50, e: 2 ** 60,
+const UNITS: Record<string, bigint> = {
+  b: 1n, k: 1n << 10n, m: 1n << 20n, g: 1n << 30n, t: 1n << 40n, p: 1n << 50n, e: 1n << 60n,
 }
 
 export class SizeError extends Error {
   constructor (readonly kind: 'invalid' | 'range', message: string) { super(message) }
 }
 
+export interface ParsedSize {
+  /** exact value in bytes (0 .. 2^64-1) */
+  value: bigint
+  /** qemu's deprecation warning for a suffix after a hex number, to be reported by the caller */
+  warning?: string
+}
+
+const UINT64_MAX = (1n << 64n) - 1n
+export const INT64_MAX = (1n << 63n) - 1n
+
 /**
- * qemu_strtosz: a number (decimal, or 0x hex without fraction) with an optional
- * suffix; `defaultSuffix` applies when none is given (qemu-img's default is
- * bytes, 'B'). Fractions are allowed with a suffix larger than bytes.
- * Returns a number; values from `limit` (default 2^63) up are range errors.
+ * qemu_strtosz as qemu-img applies it (observed behaviour): optional leading
+ * blanks and '+', no '-'; a decimal integer, a hex integer (0x...), or a
+ * decimal fraction (only with a unit larger than bytes, no exponent); then at
+ * most one suffix letter b/k/m/g/t/p/e (any case) and nothing else. A suffix
+ * after a hex number still works but is deprecated. Values past 2^64-1 are
+ * range errors; `defaultSuffix` is the unit when none is given.
+ */
+export function strtosz (text: string, defaultSuffix = 'b'): ParsedSize {
+  const invalid = (): never => { throw new SizeError('invalid', 'Invalid size') }
+  const m = /^[ \t\n\v\f\r]*\+?(?:(0[xX][0-9a-fA-F]+)|([0-9]+)(?:\.([0-9]*))?)([bBkKmMgGtTpPeE]?)$/.exec(text)
+  if (!m) invalid()
+  const [, hex, int, frac, suffix] = m!
+  const unit = UNITS[(suffix || defaultSuffix).toLowerCase()]
+  let value: bigint
+  let warning: string | undefined
+  if (hex !== undefined) {
+    value = BigInt(hex)
+    if (value > UINT64_MAX) throw new SizeError('range', 'Value too large')
+    if (suffix) warning = `Using a multiplier suffix on hex numbers is deprecated: ${text}`
+    value *= unit
+  } else {
+    value = BigInt(int!)
+    if (value > UINT64_MAX) throw new SizeError('range', 'Value too large')
+    let fraction = frac ? Number('0.' + frac) : 0
+    if (fraction >= 1) fraction = 0 // so many nines that the double rounds up: qemu drops it
+    if (unit === 1n && fraction >= 2 ** -53) invalid()
+    value = value * unit + BigInt(Math.floor(fraction * Number(unit)))
+  }
+  if (value > UINT64_MAX) throw new SizeError('range', 'Value too large')
+  return { value, warning }
+}
+
+/**
+ * qemu_strtosz for sizes: returns a number; values from `limit` (default
+ * 2^63) up are range errors. `defaultSuffix` applies when none is given
+ * (qemu-img's default is bytes, 'b').
  */
 export function parseSize (text: string, defaultSuffix = 'b', limit = 2 ** 63): number {
-  const m = /^\s*(0[xX][0-9a-fA-F]+|[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.)\s*([bBkKmMgGtTpPeE]?)$/.exec(text)
-  // "1e3" would be ambiguous with the E suffix: qemu rejects exponents too
-  if (!m || /[eE][+-]?[0-9]/.test(m[1]) && !m[1].startsWith('0x') && !m[1].startsWith('0X')) {
-    throw new SizeError('invalid', 'Invalid size')
-  }
-  const numText = m[1]
-  const unit = UNITS[(m[2] || defaultSuffix).toLowerCase()]
-  let value: number
-  if (/^0[xX]/.test(numText)) {
-    value = parseInt(numText, 16)
-  } else {
-    value = Number(numText)
-    if (numText.includes('.') && unit === 1) throw new SizeError('invalid', 'Invalid size')
-  }
-  const bytes = value * unit
-  if (!Number.isFinite(bytes) || bytes >= limit) throw new SizeError('range', 'Value too large')
-  return Math.round(bytes)
+  const { value } = strtosz(text, defaultSuffix)
+  if (value > INT64_MAX || Number(value) >= limit) throw new SizeError('range', 'Value too large')
+  return Number(value)
 }
 
 /**

@@ -12,7 +12,9 @@ import {
   AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZSTD, CRYPT_NONE,
   INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2, type Qcow2Header,
 } from './header.js'
-import { Geometry, decodeCompressed, entryOffset, subclusterStatus, OFLAG_COMPRESSED_HI } from './layout.js'
+import { Geometry, decodeCompressed, entryOffset, standardHost, subclusterStatus, OFLAG_COMPRESSED_HI, type EntryContext } from './layout.js'
+import { detectMetadataPreallocation } from './prealloc.js'
+import { hexAlt } from '../../cli/cfmt.js'
 import type { Qcow2Snapshot } from './snapshots.js'
 import { readQcow2Metadata } from './open.js'
 import type { Qcow2Writer } from './write.js'
@@ -33,6 +35,8 @@ export interface Qcow2Shared {
   corruptionReported: boolean
   /** the write path of a read-write image (changed L2 tables live there until flushed) */
   writer?: Qcow2Writer
+  /** computed on first use by metadataPreallocated() */
+  metadataPrealloc?: Promise<boolean>
 }
 
 interface Run { kind: LayerStatus['kind'], host?: number, length: number }
@@ -51,6 +55,20 @@ export class Qcow2Image extends ImageBase {
   }
 
   get header (): Qcow2Header { return this.shared.header }
+  get entryContext (): EntryContext {
+    return { zeroFlag: this.header.version >= 3, dataFile: (this.header.incompatible & INCOMPAT_DATA_FILE) !== 0n }
+  }
+
+  /**
+   * Whether the image file looks metadata-preallocated (many more clusters
+   * in use than the file really occupies); only then does block status ask
+   * the host file about holes under data clusters, as qemu does.
+   */
+  metadataPreallocated (): Promise<boolean> {
+    this.shared.metadataPrealloc ??= detectMetadataPreallocation(this.store, this.header, this.shared.metadataCache, this.shared.owner)
+      .catch(() => false)
+    return this.shared.metadataPrealloc
+  }
   get geo (): Geometry { return this.shared.geo }
 
   /** Report metadata corruption the way qemu does, and fail the request with EIO. */
@@ -78,7 +96,7 @@ export class Qcow2Image extends ImageBase {
   async getL2 (l2Offset: number, l1Index: number): Promise<Buffer> {
     const cs = this.geo.clusterSize
     if (l2Offset % cs !== 0) {
-      throw this.corruption(`L2 table offset 0x${l2Offset.toString(16)} unaligned (L1 index: 0x${l1Index.toString(16)})`)
+      throw this.corruption(`L2 table offset ${hexAlt(l2Offset)} unaligned (L1 index: ${hexAlt(l1Index)})`)
     }
     const changed = this.shared.writer?.tables.get(l2Offset)
     if (changed) return changed
@@ -92,8 +110,7 @@ export class Qcow2Image extends ImageBase {
   async layerStatus (offset: number, length: number): Promise<LayerStatus> {
     const g = this.geo
     const end = Math.min(offset + length, this.size)
-    const hasZeroFlag = this.header.version >= 3
-    const external = (this.header.incompatible & INCOMPAT_DATA_FILE) !== 0n
+    const entryCtx = this.entryContext
     const crypto = this.shared.crypto
     let first: Run | undefined
     let pos = offset
@@ -127,28 +144,27 @@ export class Qcow2Image extends ImageBase {
         const bmLo = g.extendedL2 ? l2.readUInt32BE(e + 12) : 0
         const inCluster = pos % g.clusterSize
         const sc = Math.floor(inCluster / g.subclusterSize)
-        const st = subclusterStatus(g, hi, lo, bmHi, bmLo, sc, hasZeroFlag, external)
+        const st = subclusterStatus(g, hi, lo, bmHi, bmLo, sc, entryCtx)
         const stopInCluster = st.kind === 'compressed' ? g.clusterSize : (sc + st.count) * g.subclusterSize
         const len = Math.min(stopInCluster - inCluster, tableEnd - pos)
+        if (st.kind === 'invalid') {
+          throw this.corruption(`Invalid cluster entry found  (L2 offset: ${hexAlt(l2Offset)}, L2 index: ${hexAlt(idx)})`)
+        }
+        // where `pos` lives in the host file; encrypted data has no plain host bytes to show
+        let host: number | undefined
+        if (st.host !== undefined) {
+          const clusterHost = st.host - sc * g.subclusterSize
+          if (clusterHost % g.clusterSize !== 0) {
+            throw this.corruption(`Cluster allocation offset ${hexAlt(clusterHost)} unaligned (L2 offset: ${hexAlt(l2Offset)}, L2 index: ${hexAlt(idx)})`)
+          }
+          if (!crypto) host = clusterHost + inCluster
+        }
         let ok: boolean
         switch (st.kind) {
-          case 'invalid':
-            throw this.corruption(`Invalid subcluster bitmap or entry in L2 table at offset 0x${l2Offset.toString(16)} (L2 index: 0x${idx.toString(16)})`)
-          case 'compressed':
-            ok = add('data', undefined, len)
-            break
-          case 'normal': {
-            if (st.host % g.subclusterSize !== 0 || (st.host - sc * g.subclusterSize) % g.clusterSize !== 0) {
-              throw this.corruption(`Cluster allocation offset 0x${(st.host - sc * g.subclusterSize).toString(16)} unaligned (L2 offset: 0x${l2Offset.toString(16)}, L2 index: 0x${idx.toString(16)})`)
-            }
-            ok = add('data', crypto ? undefined : st.host + (inCluster - sc * g.subclusterSize), len)
-            break
-          }
-          case 'zero':
-            ok = add('zero', st.host && !crypto ? st.host + (inCluster - sc * g.subclusterSize) : undefined, len)
-            break
-          default:
-            ok = add('unallocated', undefined, len)
+          case 'compressed': ok = add('data', undefined, len); break
+          case 'normal': ok = add('data', host, len); break
+          case 'zero': ok = add('zero', host, len); break
+          default: ok = add('unallocated', host, len)
         }
         if (!ok) break outer
         pos += len
@@ -157,7 +173,12 @@ export class Qcow2Image extends ImageBase {
     if (!first) return { kind: 'unallocated', length: Math.max(end - offset, 0) }
     const r = first as Run
     const status: LayerStatus = { kind: r.kind, length: r.length }
-    if (r.host !== undefined) { status.hostOffset = r.host; status.store = this.shared.dataStore }
+    if (r.host !== undefined) {
+      status.hostOffset = r.host
+      status.store = this.shared.dataStore
+      // as qemu, look for holes in the host file only when the image seems metadata-preallocated
+      if (r.kind === 'data' && await this.metadataPreallocated()) status.checkHost = true
+    }
     return status
   }
 
@@ -194,8 +215,6 @@ export class Qcow2Image extends ImageBase {
     if (hi & OFLAG_COMPRESSED_HI) {
       const desc = decodeCompressed(hi, lo, g)
       const cluster = await this.shared.clusterCache.get(this.shared.owner, desc.offset, async () => {
-        const fileSize = await this.store.size()
-        if (desc.offset >= fileSize && fileSize > 0) throw this.corruption(`Compressed cluster at offset 0x${desc.offset.toString(16)} is beyond the end of the image`)
         const input = Buffer.allocUnsafe(desc.size)
         await this.store.read(input, desc.offset)
         return decompressCluster(this.header.compressionType, input, g.clusterSize)
@@ -205,9 +224,9 @@ export class Qcow2Image extends ImageBase {
     }
     // encrypted plain data: decrypt the whole cluster once and cache it
     const crypto = this.shared.crypto!
-    const host = entryOffset(hi, lo)
-    const cached = await this.shared.clusterCache.get(this.shared.owner, host + 1, async () => {
-      // key host+1: decrypted clusters never collide with compressed-cluster keys (always even)
+    const host = standardHost(hi, lo, this.entryContext.dataFile) ?? 0
+    // negative keys: decrypted clusters never collide with compressed clusters (keyed by their offset)
+    const cached = await this.shared.clusterCache.get(this.shared.owner, -1 - host, async () => {
       const data = Buffer.allocUnsafe(g.clusterSize)
       await this.shared.dataStore.read(data, host)
       crypto.decrypt(data, crypto.physicalIV ? host : offset - inCluster)

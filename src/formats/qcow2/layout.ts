@@ -63,43 +63,56 @@ export function encodeCompressed (offset: number, size: number, g: Geometry): bi
 }
 
 export type SubclusterKind =
-  | 'unallocated' // read from the backing file
+  | 'unallocated' // read from the backing file (with extended L2 maybe inside an allocated cluster: host set)
   | 'zero' // reads as zero (zero flag / zero bit), maybe with a preallocated host cluster
   | 'normal' // plain data at host offset
   | 'compressed'
-  | 'invalid' // both "allocated" and "zero" bits set, or reserved bits
+  | 'invalid' // an extended L2 bitmap that contradicts itself or the entry
 
 export interface SubclusterStatus {
   kind: SubclusterKind
-  /** host offset of the subcluster for 'normal' and allocated 'zero'; 0 if none */
-  host: number
+  /** host offset of the subcluster when its cluster has one (normal, zero, unallocated); undefined if none */
+  host?: number
   /** number of consecutive subclusters in this cluster (from the queried one) with the same kind */
   count: number
+}
+
+export interface EntryContext {
+  /** version 3 images have the standard zero flag (bit 0) */
+  zeroFlag: boolean
+  /** an external data file is used: host offset 0 with the COPIED flag is a real cluster */
+  dataFile: boolean
+}
+
+/** Host cluster offset of a standard (not compressed) L2 entry, or undefined when it has none. */
+export function standardHost (hi: number, lo: number, dataFile: boolean): number | undefined {
+  const host = entryOffset(hi, lo)
+  if (host !== 0) return host
+  // offset 0 names a cluster only in an external data file, marked by the COPIED flag
+  return dataFile && (hi & OFLAG_COPIED_HI) !== 0 ? 0 : undefined
 }
 
 /**
  * Status of subcluster `sc` of the cluster whose entry is (hi, lo[, bitmap]).
  * With standard L2 there is one "subcluster" per cluster.
  */
-export function subclusterStatus (g: Geometry, hi: number, lo: number, bmHi: number, bmLo: number, sc: number, hasZeroFlag: boolean, externalData = false): SubclusterStatus {
-  if (hi & OFLAG_COMPRESSED_HI) return { kind: 'compressed', host: 0, count: g.subclusters - sc }
-  const host = entryOffset(hi, lo)
-  // in an external data file, offset 0 with OFLAG_COPIED is a real host cluster (guest cluster 0)
-  const hasHost = host !== 0 || (externalData && (hi & OFLAG_COPIED_HI) !== 0)
+export function subclusterStatus (g: Geometry, hi: number, lo: number, bmHi: number, bmLo: number, sc: number, ctx: EntryContext): SubclusterStatus {
+  if (hi & OFLAG_COMPRESSED_HI) return { kind: 'compressed', count: g.subclusters - sc }
+  const host = standardHost(hi, lo, ctx.dataFile)
   if (!g.extendedL2) {
-    if (hasZeroFlag && (lo & OFLAG_ZERO_LO)) return { kind: 'zero', host, count: 1 }
-    return hasHost ? { kind: 'normal', host, count: 1 } : { kind: 'unallocated', host: 0, count: 1 }
+    if (ctx.zeroFlag && (lo & OFLAG_ZERO_LO)) return { kind: 'zero', host, count: 1 }
+    return host === undefined ? { kind: 'unallocated', count: 1 } : { kind: 'normal', host, count: 1 }
   }
-  // extended L2: bmLo = allocation bits, bmHi = zero bits
-  if (bmLo & bmHi) return { kind: 'invalid', host, count: 1 }
+  // extended L2: bmLo = allocation bits, bmHi = zero bits. A contradiction
+  // anywhere in the bitmap makes the whole entry invalid, as in qemu.
+  if ((bmLo & bmHi) !== 0 || (host === undefined && bmLo !== 0)) return { kind: 'invalid', count: 1 }
   const kindOf = (i: number): SubclusterKind => {
     if ((bmLo >>> i) & 1) return 'normal'
     if ((bmHi >>> i) & 1) return 'zero'
     return 'unallocated'
   }
   const kind = kindOf(sc)
-  if (kind === 'normal' && !hasHost) return { kind: 'invalid', host, count: 1 }
   let count = 1
   while (sc + count < g.subclusters && kindOf(sc + count) === kind) count++
-  return { kind, host: hasHost ? host + sc * g.subclusterSize : 0, count }
+  return { kind, host: host === undefined ? undefined : host + sc * g.subclusterSize, count }
 }
