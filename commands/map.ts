@@ -5,7 +5,7 @@ import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
 import { cvtnum } from '../src/cli/cvtnum.js'
 import { out } from '../src/cli/output.js'
 import { mapImage } from '../src/ops/map.js'
-import { MAP_HUMAN_HEADER, mapEntryHuman, mapEntryJson } from '../src/cli/render/map.js'
+import { writeMap } from '../src/cli/render/map.js'
 
 export default class Map extends QemuCommand {
   static override description = 'Dump image metadata: where the data of each range is stored'
@@ -55,26 +55,16 @@ export default class Map extends QemuCommand {
         const wrapped = sum > (1n << 63n) - 1n ? sum - (1n << 64n) : sum
         if (wrapped < end) end = wrapped
       }
-      out(json ? '[' : MAP_HUMAN_HEADER)
-      if (start >= end) {
-        if (json) out(mapEntryJson({ start, length: 0, depth: 0, present: false, zero: false, data: false }, true))
-        return 0
-      }
-      let pending: Parameters<typeof mapEntryJson>[0] | undefined
+      // an empty range still prints one entry of length 0 at the start offset in JSON
+      const entries = start >= end
+        ? [{ start, length: 0, depth: 0, present: false, zero: false, data: false }]
+        : mapImage(img, Number(start), Number(end))
       try {
-        for await (const e of mapImage(img, Number(start), Number(end))) {
-          if (json) {
-            if (pending) out(mapEntryJson(pending, false))
-            pending = e
-          } else {
-            out(mapEntryHuman(e))
-          }
-        }
+        await writeMap(entries, json, out)
       } catch (e) {
         if (e instanceof BlockError) throw new QemuError(`Could not read file metadata: ${strerror(e.errno)}`)
         throw e
       }
-      if (pending) out(mapEntryJson(pending, true))
     } finally {
       await img.close()
     }

@@ -27,8 +27,8 @@ export interface OpenImageOptions {
   noBacking?: boolean
   /** open backing files writable too (commit) */
   writableBacking?: boolean
-  /** where qemu's warnings go (e.g. the probed-raw warning) */
-  onWarning?: (message: string) => void
+  /** where qemu's warnings go (e.g. the probed-raw warning); `prefixed`: to be printed after the program name */
+  onWarning?: (message: string, prefixed?: boolean) => void
   /** only metadata will be used (info, map of encrypted images): no key needed */
   noIO?: boolean
   /** caches to use (shared by the whole chain; the FUSE server shares them across views) */
@@ -93,11 +93,12 @@ async function openOne (filename: string, opts: OpenImageOptions, secrets: Secre
       readOnly,
       options: opts.options ?? {},
       secrets,
-      openFile: (name, writable) => openFileStore(resolveRelative(filename, name), writable),
+      // qemu opens external data files by the name as given: relative to the working directory
+      openFile: (name, writable) => openFileStore(name, writable),
       clusterCache: opts.clusterCache!,
       metadataCache: opts.metadataCache!,
       noIO: opts.noIO ?? false,
-      warn: (m) => opts.onWarning?.(m),
+      warn: (m, o) => opts.onWarning?.(m, o?.prefixed),
     }
     image = await driver.open(store, ctx)
   } catch (err) {

@@ -36,7 +36,7 @@ export class SecretStore {
         throw new QemuError(`Unable to read ${props.file}: Failed to open file “${props.file}”: ${(e as Error).message.replace(/^[A-Z]+: /, '').replace(/, open .*$/, '')}`)
       }
     } else {
-      throw new QemuError('Either \'data\' or \'file\' must be provided')
+      throw new QemuError('Either \'file\' or \'data\' must be provided')
     }
     const format = props.format ?? 'raw'
     if (format === 'base64') {

@@ -138,7 +138,7 @@ export interface OpenContext {
   /** format options from --image-opts / -o style strings (e.g. encrypt.key-secret) */
   options: Record<string, string>
   secrets: SecretStore
-  /** open another file relative to this image (external data files) */
+  /** open another file (external data files), by its name as given: relative to the working directory, as qemu does */
   openFile(name: string, writable: boolean): Promise<ByteStore>
   /** decompressed/decrypted data clusters; may be shared between images */
   clusterCache: ClusterCache
@@ -146,8 +146,11 @@ export interface OpenContext {
   metadataCache: ClusterCache
   /** only metadata will be used (info): do not unlock encryption keys */
   noIO: boolean
-  /** non-fatal messages qemu prints to stderr (corruption notices, warnings) */
-  warn(message: string): void
+  /**
+   * non-fatal messages qemu prints to stderr (corruption notices, warnings);
+   * `prefixed`: printed as qemu's warn_report/error_report do, after the program name
+   */
+  warn(message: string, opts?: { prefixed?: boolean }): void
 }
 
 /** One -o option of a format, as `create -o help` lists it. */

@@ -6,6 +6,12 @@ import { SecretStore } from '../block/secrets.js'
 import { openImage, parseImageOpts, type OpenImageOptions } from '../block/open.js'
 import type { Image } from '../block/types.js'
 import { err } from './output.js'
+import { programName } from './program.js'
+
+/** qemu's warnings: some printed as they are, some after the program name */
+function warning (message: string, prefixed?: boolean): void {
+  err(prefixed ? `${programName()}: ${message}` : message)
+}
 
 /** Parse --object arguments (only secrets are meaningful to qemu-img). */
 export function secretsFromObjects (objects: string[]): SecretStore {
@@ -21,7 +27,7 @@ export function secretsFromObjects (objects: string[]): SecretStore {
     }
     const type = props['qom-type']
     if (type === 'help') throw new QemuError('List of user creatable objects: secret')
-    if (type !== 'secret') throw new QemuError(`invalid object type: ${type}`)
+    if (type !== 'secret') throw new QemuError(`Parameter 'qom-type' does not accept value '${type}'`)
     store.addFromProperties(props)
   }
   return store
@@ -50,7 +56,7 @@ export async function openForCommand (spec: ImageSpec, opts: OpenImageOptions): 
       format = parsed.format
       options = { ...parsed.options, ...options }
     }
-    return await openImage(filename, { onWarning: err, ...opts, format, options })
+    return await openImage(filename, { onWarning: warning, ...opts, format, options })
   } catch (e) {
     if (e instanceof BlockError) throw new QemuError(`Could not open '${filename}': ${e.message}`)
     throw e

@@ -13,12 +13,27 @@ export function mapEntryHuman (e: MapEntry): string {
   return `${hexAlt(e.start).padEnd(16)}${hexAlt(e.length).padEnd(16)}${hexAlt(e.offset!).padEnd(16)}${e.filename ?? ''}\n`
 }
 
-/**
- * One JSON line; `last` closes the list. (`start` may be a bigint for the
- * empty entry qemu prints when the range is empty.)
- */
-export function mapEntryJson (e: Omit<MapEntry, 'start'> & { start: number | bigint }, last: boolean): string {
+/** A map entry; `start` may be a bigint for the empty entry of an empty range (starts up to INT64_MAX). */
+export type PrintableEntry = Omit<MapEntry, 'start'> & { start: number | bigint }
+
+/** One JSON line; `last` closes the list. */
+export function mapEntryJson (e: PrintableEntry, last: boolean): string {
   let s = `{ "start": ${e.start}, "length": ${e.length}, "depth": ${e.depth}, "present": ${e.present}, "zero": ${e.zero}, "data": ${e.data}`
   if (e.offset !== undefined) s += `, "offset": ${e.offset}`
   return s + (last ? '}]\n' : '},\n')
+}
+
+/**
+ * Print a whole map as qemu-img does, entry by entry through `write` (so
+ * what was complete is out before an error ends the listing).
+ */
+export async function writeMap (entries: AsyncIterable<PrintableEntry> | Iterable<PrintableEntry>, json: boolean, write: (s: string) => void): Promise<void> {
+  write(json ? '[' : MAP_HUMAN_HEADER)
+  let pending: PrintableEntry | undefined
+  for await (const e of entries) {
+    if (!json) { write(mapEntryHuman(e as MapEntry)); continue }
+    if (pending) write(mapEntryJson(pending, false))
+    pending = e
+  }
+  if (pending) write(mapEntryJson(pending, true))
 }

@@ -15,7 +15,7 @@ function clock (sec: number, nsec: number): string {
   const h = Math.floor(sec / 3600)
   const m = Math.floor((sec % 3600) / 60)
   const s = sec % 60
-  return `${String(h).padStart(4, '0')}:${pad2(m)}:${pad2(s)}.${String(Math.floor(nsec / 1e6)).padStart(3, '0')}`
+  return `${pad2(h)}:${pad2(m)}:${pad2(s)}.${String(Math.floor(nsec / 1e6)).padStart(3, '0')}`
 }
 
 export const SNAPSHOT_HEADER = `${'ID'.padEnd(10)}${'TAG'.padEnd(17)}${'VM SIZE'.padStart(8)}${'DATE'.padStart(20)}${'VM CLOCK'.padStart(13)}${'ICOUNT'.padStart(11)}\n`

@@ -5,7 +5,7 @@ import type { JsonValue } from '../../cli/qjson.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
 import { newCacheOwner, type ClusterCache } from '../../block/cache.js'
-import type { BlockDriver, ImageDetails, LayerStatus, OpenContext, Preallocation, SnapshotInfo, WriteZeroesOptions } from '../../block/types.js'
+import type { BlockDriver, ImageDetails, LayerStatus, OpenContext, Preallocation, SnapshotInfo, SnapshotSpec, WriteZeroesOptions } from '../../block/types.js'
 import { decompressCluster } from './compress.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
@@ -16,7 +16,9 @@ import { Geometry, decodeCompressed, entryOffset, standardHost, subclusterStatus
 import { detectMetadataPreallocation } from './prealloc.js'
 import { hexAlt } from '../../cli/cfmt.js'
 import type { Qcow2Snapshot } from './snapshots.js'
-import { readQcow2Metadata } from './open.js'
+import type { LoadedBitmap } from './bitmap-load.js'
+import { MAX_L1_BYTES, readQcow2Metadata, validateTable } from './open.js'
+import { readTable } from './table-io.js'
 import type { Qcow2Writer } from './write.js'
 
 /** State shared by an image and the snapshot views opened from it. */
@@ -27,6 +29,8 @@ export interface Qcow2Shared {
   dataStore: ByteStore
   crypto: ClusterCrypto | null
   snapshots: Qcow2Snapshot[]
+  /** persistent bitmaps, as loaded at open */
+  bitmaps: LoadedBitmap[]
   metadataCache: ClusterCache
   clusterCache: ClusterCache
   /** cache key owner for tables read from the image file */
@@ -251,6 +255,9 @@ export class Qcow2Image extends ImageBase {
     }
     data['refcount-bits'] = 2 ** h.refcountOrder
     if (this.shared.crypto) data.encrypt = this.shared.crypto.info()
+    if (this.shared.bitmaps.length > 0) {
+      data.bitmaps = this.shared.bitmaps.map(b => ({ name: b.name, granularity: b.granularity, flags: b.flagNames }))
+    }
     data['compression-type'] = h.compressionType === COMPRESSION_ZSTD ? 'zstd' : 'zlib'
     return {
       clusterSize: this.geo.clusterSize,
@@ -274,7 +281,7 @@ export class Qcow2Image extends ImageBase {
   }
 
   /** Find a snapshot by id or name (id first, as qemu does for a bare string). */
-  findSnapshot (spec: { id?: string, name?: string }): Qcow2Snapshot | undefined {
+  findSnapshot (spec: SnapshotSpec): Qcow2Snapshot | undefined {
     const list = this.shared.snapshots
     if (spec.id !== undefined && spec.name !== undefined) return list.find(s => s.id === spec.id && s.name === spec.name)
     if (spec.id !== undefined) return list.find(s => s.id === spec.id)
@@ -282,11 +289,27 @@ export class Qcow2Image extends ImageBase {
     return undefined
   }
 
-  /** A read-only view of the disk as it was when the snapshot was taken. */
-  async openSnapshot (snap: Qcow2Snapshot): Promise<Qcow2Image> {
+  /**
+   * A read-only view of the disk as it was when the snapshot was taken (a
+   * snapshot table entry, or an id/name to look up). The view shares this
+   * image's file, caches and backing chain; closing it closes none of them.
+   * Like qemu's temporary snapshot load (convert -l), the view keeps the
+   * image's current size: past what the snapshot's L1 table covers it reads
+   * as unallocated.
+   */
+  async openSnapshot (which: SnapshotSpec | Qcow2Snapshot): Promise<Qcow2Image> {
+    const snap = 'l1TableOffset' in which ? which : this.findSnapshot(which)
+    if (!snap) throw new BlockError('Can\'t find snapshot', 'ENOENT')
+    const offset = snap.l1TableOffsetExact ?? BigInt(snap.l1TableOffset)
+    validateTable('Snapshot L1 table', offset, snap.l1Size, 8, MAX_L1_BYTES, this.geo.clusterSize)
     const l1 = Buffer.alloc(snap.l1Size * 8)
-    await this.store.read(l1, snap.l1TableOffset)
-    const view = new Qcow2Image(this.filename, this.store, snap.diskSize ?? this.size, true, this.shared, l1, false)
+    try {
+      await readTable(this.store, l1, offset)
+    } catch (e) {
+      if (e instanceof BlockError) throw new BlockError('Failed to read l1 table for snapshot', e.errno)
+      throw e
+    }
+    const view = new Qcow2Image(this.filename, this.store, this.size, true, this.shared, l1, false)
     view.backing = this.backing
     view.backingName = this.backingName
     view.backingFormat = this.backingFormat
@@ -380,6 +403,7 @@ export const qcow2Driver: BlockDriver = {
       dataStore: meta.dataStore,
       crypto: meta.crypto,
       snapshots: meta.snapshots,
+      bitmaps: meta.bitmaps,
       metadataCache: ctx.metadataCache,
       clusterCache: ctx.clusterCache,
       owner: newCacheOwner(),

@@ -131,7 +131,7 @@ export function decodeHeader (buf: Buffer): Qcow2Header {
 export function decodeExtensions (buf: Buffer, h: Qcow2Header, end: number): void {
   let pos = h.version >= 3 ? h.headerLength : V2_HEADER_LENGTH
   while (pos < end) {
-    if (pos + 8 > end) throw new HeaderError('Invalid extension header')
+    if (pos + 8 > end) throw new HeaderError('Header extension too large')
     const type = buf.readUInt32BE(pos)
     const len = buf.readUInt32BE(pos + 4)
     pos += 8

@@ -1,23 +1,33 @@
 // Reading and validating a qcow2 image's metadata at open time. Every field is
-// checked before it is used to size an allocation or a read, and refusals use
-// qemu-img's wording.
+// checked before it is used to size an allocation or a read. The checks run
+// in the order qemu runs them, so a header with several faults is refused
+// with the same message as by qemu-img (observed behaviour of qemu 7.2).
 import { BlockError } from '../../cli/errors.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import type { OpenContext } from '../../block/types.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
-  AUTOCLEAR_DATA_FILE_RAW, COMPRESSION_ZLIB, COMPRESSION_ZSTD, CRYPT_LUKS, CRYPT_NONE, HeaderError,
-  INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_EXTL2, INCOMPAT_KNOWN,
-  V2_HEADER_LENGTH, V3_HEADER_LENGTH, decodeExtensions, decodeHeader, type Qcow2Header,
+  AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW, COMPRESSION_ZLIB, COMPRESSION_ZSTD, CRYPT_LUKS, CRYPT_NONE,
+  EXT_BITMAPS, HeaderError, INCOMPAT_COMPRESSION, INCOMPAT_DATA_FILE, INCOMPAT_EXTL2, INCOMPAT_KNOWN,
+  QCOW2_MAGIC, V2_HEADER_LENGTH, V3_HEADER_LENGTH, decodeExtensions, decodeHeader, type Qcow2Header,
 } from './header.js'
 import { Geometry } from './layout.js'
-import { decodeSnapshots, SnapshotTableError, type Qcow2Snapshot } from './snapshots.js'
+import { readSnapshotTable, SnapshotTableError, type Qcow2Snapshot } from './snapshots.js'
+import { loadBitmapDirectory, type LoadedBitmap } from './bitmap-load.js'
+import { BitmapError, decodeBitmapsExtension, validateBitmapsExtension } from './bitmaps.js'
+import { readTable } from './table-io.js'
 
 /** Limits qemu enforces (and that bound our allocations). */
 export const MAX_L1_BYTES = 32 << 20
 export const MAX_REFTABLE_BYTES = 8 << 20
 export const MAX_SNAPSHOTS = 65536
 export const MAX_BACKING_NAME = 1023
+const INT64_MAX = (1n << 63n) - 1n
+const INT_MAX = 0x7fffffff
+/** sizeof(QCowSnapshotHeader): what qemu's table check assumes per snapshot */
+const SNAPSHOT_HEADER_SIZE = 40
+/** the backing format name must fit qemu's 16-byte field with its NUL */
+const MAX_BACKING_FORMAT = 15
 
 export interface Qcow2Metadata {
   header: Qcow2Header
@@ -26,6 +36,8 @@ export interface Qcow2Metadata {
   dataStore: ByteStore
   crypto: ClusterCrypto | null
   snapshots: Qcow2Snapshot[]
+  /** persistent bitmaps (consistent ones only; none when the autoclear bit is clear) */
+  bitmaps: LoadedBitmap[]
 }
 
 function fail (message: string, errno = 'EINVAL'): never {
@@ -36,10 +48,10 @@ function fail (message: string, errno = 'EINVAL'): never {
  * qemu's table check: the table must fit the size limit and start at a
  * cluster boundary (the name is "Active L1 table", "Snapshot table", ...).
  */
-export function validateTable (name: string, offset: number, entries: number, entryLen: number, maxBytes: number, clusterSize: number): void {
+export function validateTable (name: string, offset: bigint, entries: number, entryLen: number, maxBytes: number, clusterSize: number): void {
   if (entries > Math.floor(maxBytes / entryLen)) fail(`${name} too large`, 'EFBIG')
-  const size = entries * entryLen
-  if (!Number.isFinite(offset) || offset + size > 2 ** 63 - 1 || offset % clusterSize !== 0) fail(`${name} offset invalid`)
+  const size = BigInt(entries) * BigInt(entryLen)
+  if (offset > INT64_MAX - size || offset % BigInt(clusterSize) !== 0n) fail(`${name} offset invalid`)
 }
 
 /** "Unsupported qcow2 feature(s): a, b" with names from the feature table where known. */
@@ -55,10 +67,29 @@ function unsupportedFeatures (h: Qcow2Header, mask: bigint): string {
   return `Unsupported qcow2 feature(s): ${parts.join(', ')}`
 }
 
-export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Promise<Qcow2Metadata> {
-  const fileSize = await store.size()
+/** The header fields qemu validates as 64-bit values, exactly. */
+interface RawFields { size: bigint, l1TableOffset: bigint, refcountTableOffset: bigint, snapshotsOffset: bigint, backingFileOffset: bigint }
+
+function rawFields (fixed: Buffer): RawFields {
+  return {
+    backingFileOffset: fixed.readBigUInt64BE(8),
+    size: fixed.readBigUInt64BE(24),
+    l1TableOffset: fixed.readBigUInt64BE(40),
+    refcountTableOffset: fixed.readBigUInt64BE(48),
+    snapshotsOffset: fixed.readBigUInt64BE(64),
+  }
+}
+
+/** Header, version, cluster size and header length: the checks before anything else is read. */
+async function readFixedHeader (store: ByteStore): Promise<{ header: Qcow2Header, raw: RawFields }> {
+  // qemu reads the fixed header with zeros past the end of a short file
   const fixed = Buffer.alloc(V3_HEADER_LENGTH + 8)
   await store.read(fixed, 0)
+  if (fixed.readUInt32BE(0) !== QCOW2_MAGIC) fail('Image is not in qcow2 format')
+  const version = fixed.readUInt32BE(4)
+  if (version < 2 || version > 3) fail(`Unsupported qcow2 version ${version}`, 'ENOTSUP')
+  const clusterBits = fixed.readUInt32BE(20)
+  if (clusterBits < 9 || clusterBits > 21) fail(`Unsupported cluster size: 2^${clusterBits}`)
   let header: Qcow2Header
   try {
     header = decodeHeader(fixed)
@@ -66,124 +97,173 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
     if (e instanceof HeaderError) fail(e.message)
     throw e
   }
-  if (header.version < 2 || header.version > 3) fail(`Unsupported qcow2 version ${header.version}`, 'ENOTSUP')
-  if (header.clusterBits < 9 || header.clusterBits > 21) fail(`Unsupported cluster size: 2^${header.clusterBits}`)
-  const clusterSize = 2 ** header.clusterBits
-  if (header.version >= 3) {
+  const clusterSize = 2 ** clusterBits
+  if (version >= 3) {
     if (header.headerLength < V3_HEADER_LENGTH) fail('qcow2 header too short')
     if (header.headerLength > clusterSize) fail('qcow2 header exceeds cluster size')
   } else {
     header.headerLength = V2_HEADER_LENGTH
   }
-  if (header.backingFileOffset > clusterSize) fail('Invalid backing file offset')
+  const raw = rawFields(fixed)
+  if (raw.backingFileOffset > BigInt(clusterSize)) fail('Invalid backing file offset')
+  return { header, raw }
+}
 
-  // the first cluster holds the header, its extensions and the backing file name
-  const first = Buffer.alloc(clusterSize)
-  await store.read(first, 0)
-  if (header.version >= 3 && header.headerLength > V3_HEADER_LENGTH) header.compressionType = first[104]
-  const extEnd = header.backingFileOffset > 0 ? header.backingFileOffset : clusterSize
+function checkCompressionType (h: Qcow2Header): void {
+  if (h.compressionType !== COMPRESSION_ZLIB && h.compressionType !== COMPRESSION_ZSTD) {
+    fail(`qcow2: unknown compression type: ${h.compressionType}`, 'ENOTSUP')
+  }
+  if (h.compressionType !== COMPRESSION_ZLIB && !(h.incompatible & INCOMPAT_COMPRESSION)) {
+    fail('qcow2: Compression type incompatible feature bit must be set')
+  }
+  if (h.compressionType === COMPRESSION_ZLIB && (h.incompatible & INCOMPAT_COMPRESSION)) {
+    fail('qcow2: Compression type incompatible feature bit must not be set')
+  }
+}
+
+/** Parse the extensions of the first cluster into `h`; qemu's message on a malformed one. */
+function parseExtensions (first: Buffer, h: Qcow2Header): void {
+  const end = h.backingFileOffset > 0 ? h.backingFileOffset : first.length
   try {
-    decodeExtensions(first, header, extEnd)
+    decodeExtensions(first, h, end)
   } catch (e) {
     if (e instanceof HeaderError) fail(e.message)
     throw e
   }
+  if (h.backingFormat !== undefined && Buffer.byteLength(h.backingFormat, 'latin1') > MAX_BACKING_FORMAT) {
+    const len = h.extensions.find(x => x.type === 0xe2792aca)!.data.length
+    fail(`ERROR: ext_backing_format: len=${len} too large (>=16)`)
+  }
+  if (h.cryptoHeader !== undefined && h.cryptMethod !== CRYPT_LUKS) {
+    fail('CRYPTO header extension only expected with LUKS encryption method')
+  }
+}
+
+/**
+ * The bitmaps extension: its length always matters; the rest only when the
+ * autoclear bit says the bitmaps are consistent (otherwise qemu warns and
+ * ignores them). Returns the extension data of consistent bitmaps.
+ */
+function checkBitmapsExtension (h: Qcow2Header, ctx: OpenContext): Buffer | undefined {
+  const data = h.extensions.find(x => x.type === EXT_BITMAPS)?.data
+  if (data === undefined) return undefined
+  try {
+    const ext = decodeBitmapsExtension(data)
+    if (!(h.autoclear & AUTOCLEAR_BITMAPS)) {
+      ctx.warn('warning: a program lacking bitmap support modified this file, so all bitmaps are now considered inconsistent\n', { prefixed: true })
+      ctx.warn('Some clusters may be leaked, run \'qemu-img check -r\' on the image file to fix.\n')
+      return undefined
+    }
+    validateBitmapsExtension(ext, 2 ** h.clusterBits)
+  } catch (e) {
+    if (e instanceof BitmapError) fail(e.message)
+    throw e
+  }
+  return data
+}
+
+/** Only the feature names, for the unsupported-features message: malformed extensions are no error here. */
+function featureNamesOnly (first: Buffer, h: Qcow2Header): Qcow2Header {
+  const copy: Qcow2Header = { ...h, extensions: [], featureNames: [] }
+  try {
+    decodeExtensions(first, copy, h.backingFileOffset > 0 ? h.backingFileOffset : first.length)
+  } catch { /* names found before the fault still count */ }
+  return copy
+}
+
+export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Promise<Qcow2Metadata> {
+  const { header, raw } = await readFixedHeader(store)
+  const clusterSize = 2 ** header.clusterBits
+
+  // the first cluster holds the header, its extensions and the backing file name
+  const first = Buffer.alloc(clusterSize)
+  await store.read(first, 0)
+  header.compressionType = header.version >= 3 && header.headerLength > V3_HEADER_LENGTH ? first[104] : COMPRESSION_ZLIB
+  checkCompressionType(header)
 
   const unknownIncompat = header.incompatible & ~INCOMPAT_KNOWN
-  if (unknownIncompat) fail(unsupportedFeatures(header, unknownIncompat), 'ENOTSUP')
-  if ((header.incompatible & INCOMPAT_CORRUPT) && !ctx.readOnly) {
-    fail('qcow2: Image is corrupt; cannot be opened read/write', 'EACCES')
-  }
-  if (header.refcountOrder > 6) fail('Reference count entry width too large; may not exceed 64 bits')
-
-  // compression type: must agree with the incompatible bit
-  if (header.compressionType !== COMPRESSION_ZLIB && header.compressionType !== COMPRESSION_ZSTD) {
-    fail(`Unknown compression type '${header.compressionType}'`, 'ENOTSUP')
-  }
-  if (header.compressionType !== COMPRESSION_ZLIB && !(header.incompatible & INCOMPAT_COMPRESSION)) {
-    fail('Compression type incompatible feature bit must be set if compression type is not zlib')
-  }
-  if (header.compressionType === COMPRESSION_ZLIB && (header.incompatible & INCOMPAT_COMPRESSION)) {
-    fail('Compression type incompatible feature bit must not be set if compression type is zlib')
-  }
+  if (unknownIncompat) fail(unsupportedFeatures(featureNamesOnly(first, header), unknownIncompat), 'ENOTSUP')
 
   const extendedL2 = (header.incompatible & INCOMPAT_EXTL2) !== 0n
-  if (extendedL2 && header.clusterBits < 14) {
-    fail('Extended L2 entries are only supported with cluster sizes of at least 16384 bytes')
-  }
+  if (extendedL2 && header.clusterBits < 14) fail(`Unsupported subcluster size: ${clusterSize / 32}`)
+  if (header.refcountOrder > 6) fail('Reference count entry width too large; may not exceed 64 bits')
+
+  if (header.refcountTableClusters === 0) fail('Image does not contain a reference count table')
+  validateTable('Reference count table', raw.refcountTableOffset, header.refcountTableClusters, clusterSize, MAX_REFTABLE_BYTES, clusterSize)
+
+  if (header.nbSnapshots > MAX_SNAPSHOTS) fail('Snapshot table too large', 'EFBIG')
+  validateTable('Snapshot table', raw.snapshotsOffset, header.nbSnapshots, SNAPSHOT_HEADER_SIZE, Infinity, clusterSize)
+
+  validateTable('Active L1 table', raw.l1TableOffset, header.l1Size, 8, MAX_L1_BYTES, clusterSize)
   const geo = new Geometry(header.clusterBits, extendedL2)
-
-  if (header.cryptMethod > CRYPT_LUKS) fail(`Unsupported encryption method: ${header.cryptMethod}`)
-
-  // refcount table
-  if (header.refcountTableClusters === 0 && !(header.incompatible & INCOMPAT_CORRUPT)) {
-    fail('Image does not contain a reference count table')
-  }
-  validateTable('Reference count table', header.refcountTableOffset, header.refcountTableClusters, clusterSize, MAX_REFTABLE_BYTES, clusterSize)
-
-  // snapshots
-  if (header.nbSnapshots > MAX_SNAPSHOTS) fail('Too many snapshots', 'EFBIG')
-  validateTable('Snapshot table', header.snapshotsOffset, header.nbSnapshots, 40, Infinity, clusterSize)
-
-  // L1 table
-  validateTable('Active L1 table', header.l1TableOffset, header.l1Size, 8, MAX_L1_BYTES, clusterSize)
-  if (!Number.isFinite(header.size) || header.size > 2 ** 63 - 1) fail('Image is too big', 'EFBIG')
-  const needed = geo.l1EntriesFor(header.size)
-  if (needed > 0x7fffffff) fail('Image is too big', 'EFBIG')
-  if (header.l1Size < needed) fail('L1 table is too small')
-
-  // backing file name
-  if (header.backingFileOffset > 0) {
-    if (header.backingFileSize > MAX_BACKING_NAME || header.backingFileSize > clusterSize - header.backingFileOffset) {
-      fail('Backing file name too long')
-    }
-    header.backingFile = first.subarray(header.backingFileOffset, header.backingFileOffset + header.backingFileSize).toString('utf8')
-  }
-
+  const needed = (raw.size + BigInt(geo.l2Coverage) - 1n) / BigInt(geo.l2Coverage)
+  if (needed > BigInt(INT_MAX)) fail('Image is too big', 'EFBIG')
+  if (BigInt(header.l1Size) < needed) fail('L1 table is too small')
   const l1 = Buffer.alloc(header.l1Size * 8)
-  if (header.l1Size > 0) await store.read(l1, header.l1TableOffset)
-
-  const snapshots = await readSnapshots(store, header, fileSize)
-
-  // external data file
-  let dataStore: ByteStore = store
-  if (header.incompatible & INCOMPAT_DATA_FILE) {
-    const name = ctx.options['data-file'] ?? header.dataFile
-    if (name === undefined || name === '') fail('\'data-file\' is required for this image')
-    dataStore = await ctx.openFile(name, !ctx.readOnly)
-  } else if (header.autoclear & AUTOCLEAR_DATA_FILE_RAW) {
-    fail('data-file-raw requires a data file')
-  } else if (ctx.options['data-file'] !== undefined) {
-    fail('\'data-file\' can only be set for images with an external data file')
-  }
-
-  let crypto: ClusterCrypto | null = null
-  if (header.cryptMethod !== CRYPT_NONE) {
+  if (header.l1Size > 0) {
     try {
-      const { openQcow2Crypto } = await import('../../crypto/qcow2-crypto.js')
-      crypto = await openQcow2Crypto(header, store, ctx)
+      await readTable(store, l1, raw.l1TableOffset)
     } catch (e) {
-      if (dataStore !== store) await dataStore.close().catch(() => undefined)
+      if (e instanceof BlockError) fail(`Could not read L1 table: ${e.message}`, e.errno)
       throw e
     }
   }
-  return { header, geo, l1, dataStore, crypto, snapshots }
+
+  if (header.cryptMethod > CRYPT_LUKS) fail(`Unsupported encryption method ${header.cryptMethod}`)
+
+  parseExtensions(first, header)
+  const bitmapsData = checkBitmapsExtension(header, ctx)
+
+  // after qemu's checks: sizes past 2^53 cannot be addressed exactly with JavaScript numbers
+  if (raw.size > BigInt(Number.MAX_SAFE_INTEGER)) fail('Image is too big for qimg (virtual size above 2^53 bytes)', 'EFBIG')
+
+  const dataStore = ctx.noIO ? store : await openDataFile(store, header, ctx)
+  try {
+    if (header.backingFileOffset > 0) {
+      if (header.backingFileSize > Math.min(MAX_BACKING_NAME, clusterSize - header.backingFileOffset)) {
+        fail('Backing file name too long')
+      }
+      header.backingFile = first.subarray(header.backingFileOffset, header.backingFileOffset + header.backingFileSize).toString('utf8')
+    }
+
+    let snapshots: Qcow2Snapshot[] = []
+    if (header.nbSnapshots > 0) {
+      try {
+        snapshots = await readSnapshotTable((buf, off) => readTable(store, buf, raw.snapshotsOffset + BigInt(off)), 0, header.nbSnapshots)
+      } catch (e) {
+        if (e instanceof SnapshotTableError) fail(e.message)
+        throw e
+      }
+    }
+
+    const bitmaps = bitmapsData === undefined ? [] : await loadBitmapDirectory(store, bitmapsData, header, Number(raw.size))
+
+    let crypto: ClusterCrypto | null = null
+    if (header.cryptMethod !== CRYPT_NONE) {
+      const { openQcow2Crypto } = await import('../../crypto/qcow2-crypto.js')
+      crypto = await openQcow2Crypto(header, store, ctx)
+    }
+    return { header, geo, l1, dataStore, crypto, snapshots, bitmaps }
+  } catch (e) {
+    if (dataStore !== store) await dataStore.close().catch(() => undefined)
+    throw e
+  }
 }
 
-async function readSnapshots (store: ByteStore, header: Qcow2Header, fileSize: number): Promise<Qcow2Snapshot[]> {
-  if (header.nbSnapshots === 0) return []
-  // each entry is at most 40 + 64 KiB extra... bounded by the file itself
-  const maxTable = Math.min(Math.max(fileSize - header.snapshotsOffset, 0), header.nbSnapshots * (40 + 0x10000 * 2 + 0xffffffff))
-  let want = Math.min(header.nbSnapshots * 1024, maxTable)
-  for (;;) {
-    const buf = Buffer.alloc(want)
-    await store.read(buf, header.snapshotsOffset)
-    try {
-      return decodeSnapshots(buf, header.nbSnapshots).snapshots
-    } catch (e) {
-      if (!(e instanceof SnapshotTableError)) throw e
-      if (want >= maxTable) fail('Snapshot table is truncated') // cannot read more than the file holds
-      want = Math.min(want * 4, maxTable)
-    }
+/**
+ * The external data file: named by the 'data-file.filename' option or the
+ * header extension, opened as qemu does, relative to the working directory.
+ */
+async function openDataFile (store: ByteStore, h: Qcow2Header, ctx: OpenContext): Promise<ByteStore> {
+  const nodeName = ctx.options['data-file']
+  const optName = ctx.options['data-file.filename']
+  if (h.incompatible & INCOMPAT_DATA_FILE) {
+    if (nodeName !== undefined) fail(`Cannot find device='${nodeName}' nor node-name='${nodeName}'`)
+    const name = optName ?? h.dataFile
+    if (name === undefined || name === '') fail('\'data-file\' is required for this image')
+    return ctx.openFile(name, !ctx.readOnly)
   }
+  if (h.autoclear & AUTOCLEAR_DATA_FILE_RAW) fail('data-file-raw requires a data file')
+  if (nodeName !== undefined || optName !== undefined) fail('\'data-file\' can only be set for images with an external data file')
+  return store
 }

@@ -3,6 +3,8 @@ import { readU64, writeU64 } from './header.js'
 
 export interface Qcow2Snapshot {
   l1TableOffset: number
+  /** the exact field as read (offsets past 2^53 are Infinity in l1TableOffset) */
+  l1TableOffsetExact?: bigint
   l1Size: number
   id: string
   name: string
@@ -21,6 +23,64 @@ export class SnapshotTableError extends Error {}
 
 /** Fixed part of an entry before the extra data */
 const FIXED = 40
+/** qemu's limits: extra data per entry, and the whole table */
+export const MAX_EXTRA_DATA = 1024
+export const MAX_TABLE_BYTES = 64 << 20
+
+/** Bytes of the variable parts that follow the fixed header at `pos`. */
+function variableLength (buf: Buffer, pos: number): { extraLen: number, idLen: number, nameLen: number } {
+  return { idLen: buf.readUInt16BE(pos + 12), nameLen: buf.readUInt16BE(pos + 14), extraLen: buf.readUInt32BE(pos + 36) }
+}
+
+/** Decode one entry whose bytes (at least FIXED + extra + id + name) start at `pos`. */
+function decodeEntry (buf: Buffer, pos: number): Qcow2Snapshot {
+  const { extraLen, idLen, nameLen } = variableLength(buf, pos)
+  const extra = buf.subarray(pos + FIXED, pos + FIXED + extraLen)
+  let vmStateSize = buf.readUInt32BE(pos + 32)
+  let diskSize: number | undefined
+  let icount: number | undefined
+  if (extraLen >= 8) vmStateSize = readU64(extra, 0)
+  if (extraLen >= 16) diskSize = readU64(extra, 8)
+  if (extraLen >= 24) {
+    const v = extra.readBigInt64BE(16)
+    icount = v < 0n ? undefined : Number(v)
+  }
+  const idStart = pos + FIXED + extraLen
+  return {
+    l1TableOffset: readU64(buf, pos),
+    l1TableOffsetExact: buf.readBigUInt64BE(pos),
+    l1Size: buf.readUInt32BE(pos + 8),
+    dateSec: buf.readUInt32BE(pos + 16),
+    dateNsec: buf.readUInt32BE(pos + 20),
+    vmClockNsec: readU64(buf, pos + 24),
+    vmStateSize,
+    diskSize,
+    icount,
+    extraUnknown: Buffer.from(extra.subarray(Math.min(extraLen, 24))),
+    id: buf.subarray(idStart, idStart + idLen).toString('utf8'),
+    name: buf.subarray(idStart + idLen, idStart + idLen + nameLen).toString('utf8'),
+  }
+}
+
+function entryLength (buf: Buffer, pos: number): number {
+  const { extraLen, idLen, nameLen } = variableLength(buf, pos)
+  return (FIXED + extraLen + idLen + nameLen + 7) & ~7
+}
+
+/**
+ * The checks qemu makes while reading entry `index` that ends `end` bytes
+ * into the table, with its messages.
+ */
+function checkEntry (buf: Buffer, pos: number, index: number, end: number, count: number): void {
+  if (buf.readUInt32BE(pos + 36) > MAX_EXTRA_DATA) {
+    throw new SnapshotTableError(`Too much extra metadata in snapshot table entry ${index}\n` +
+      'You can force-remove this extra metadata with qemu-img check -r all')
+  }
+  if (end > MAX_TABLE_BYTES) {
+    throw new SnapshotTableError('Snapshot table is too big\n' +
+      `You can force-remove all ${count - index} overhanging snapshots with qemu-img check -r all`)
+  }
+}
 
 /** Decode `count` entries from `buf` (the table's bytes, read from snapshots_offset). */
 export function decodeSnapshots (buf: Buffer, count: number): { snapshots: Qcow2Snapshot[], tableSize: number } {
@@ -28,36 +88,42 @@ export function decodeSnapshots (buf: Buffer, count: number): { snapshots: Qcow2
   let pos = 0
   for (let i = 0; i < count; i++) {
     if (pos + FIXED > buf.length) throw new SnapshotTableError('Snapshot table is truncated')
-    const l1TableOffset = readU64(buf, pos)
-    const l1Size = buf.readUInt32BE(pos + 8)
-    const idLen = buf.readUInt16BE(pos + 12)
-    const nameLen = buf.readUInt16BE(pos + 14)
-    const dateSec = buf.readUInt32BE(pos + 16)
-    const dateNsec = buf.readUInt32BE(pos + 20)
-    const vmClockNsec = readU64(buf, pos + 24)
-    let vmStateSize = buf.readUInt32BE(pos + 32)
-    const extraLen = buf.readUInt32BE(pos + 36)
-    pos += FIXED
-    if (pos + extraLen + idLen + nameLen > buf.length) throw new SnapshotTableError('Snapshot table is truncated')
-    const extra = buf.subarray(pos, pos + extraLen)
-    let diskSize: number | undefined
-    let icount: number | undefined
-    if (extraLen >= 8) vmStateSize = readU64(extra, 0)
-    if (extraLen >= 16) diskSize = readU64(extra, 8)
-    if (extraLen >= 24) {
-      const v = extra.readBigInt64BE(16)
-      icount = v < 0n ? undefined : Number(v)
-    }
-    const extraUnknown = Buffer.from(extra.subarray(Math.min(extraLen, 24)))
-    pos += extraLen
-    const id = buf.subarray(pos, pos + idLen).toString('utf8')
-    pos += idLen
-    const name = buf.subarray(pos, pos + nameLen).toString('utf8')
-    pos += nameLen
-    pos = (pos + 7) & ~7
-    snapshots.push({ l1TableOffset, l1Size, id, name, dateSec, dateNsec, vmClockNsec, vmStateSize, diskSize, icount, extraUnknown })
+    const len = entryLength(buf, pos)
+    checkEntry(buf, pos, i, pos + len, count)
+    if (pos + len > buf.length) throw new SnapshotTableError('Snapshot table is truncated')
+    snapshots.push(decodeEntry(buf, pos))
+    pos += len
   }
   return { snapshots, tableSize: pos }
+}
+
+/**
+ * Read and decode the table through `read` (which yields zeros past the end
+ * of the file, as qemu reads them), a window at a time: memory stays bounded
+ * by qemu's 64 MiB table limit whatever nb_snapshots says.
+ */
+export async function readSnapshotTable (read: (buf: Buffer, offset: number) => Promise<void>, offset: number, count: number): Promise<Qcow2Snapshot[]> {
+  const WINDOW = 1 << 20
+  let win = Buffer.alloc(0)
+  let winStart = 0 // table-relative offset of win[0]
+  const ensure = async (pos: number, len: number): Promise<number> => {
+    if (pos >= winStart && pos + len <= winStart + win.length) return pos - winStart
+    win = Buffer.alloc(Math.max(len, WINDOW))
+    winStart = pos
+    await read(win, offset + pos)
+    return 0
+  }
+  const snapshots: Qcow2Snapshot[] = []
+  let pos = 0
+  for (let i = 0; i < count; i++) {
+    let at = await ensure(pos, FIXED)
+    const len = entryLength(win, at)
+    checkEntry(win, at, i, pos + len, count)
+    at = await ensure(pos, len)
+    snapshots.push(decodeEntry(win, at))
+    pos += len
+  }
+  return snapshots
 }
 
 /** Encode the whole table; extra data always carries vm_state_size_large, disk_size and icount. */
