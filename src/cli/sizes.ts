@@ -1,21 +1,40 @@
 // Size parsing and printing as qemu-img does them (qemu_strtosz, size_to_str).
 
-/** C's printf("%.Ng", v) for non-negative finite v. */
+/**
+ * The exact decimal digits of a finite non-negative double and the power of
+ * ten of its first digit (a double is a dyadic fraction: its decimal
+ * expansion is finite and toFixed(100) holds it whole for |v| < 1e21).
+ */
+function exactDigits (v: number): { digits: string, exp: number } {
+  const text = v < 1e21 ? v.toFixed(100) : BigInt(v).toString()
+  const [int, frac = ''] = text.split('.')
+  const all = (int + frac).replace(/^0+/, '')
+  const exp = int === '0' ? -(frac.length - frac.replace(/^0+/, '').length) - 1 : int.length - 1
+  return { digits: all.replace(/0+$/, '') || '0', exp }
+}
+
+/** C's printf("%.Ng", v) for non-negative finite v: glibc rounds exact ties to even. */
 export function formatG (v: number, precision: number): string {
   if (v === 0) return '0'
-  let exp = Math.floor(Math.log10(Math.abs(v)))
-  // rounding can carry into the next power of ten (999.6 -> 1e+03 at %.3g)
-  const rounded = Number(v.toPrecision(precision))
-  if (rounded !== 0) exp = Math.floor(Math.log10(Math.abs(rounded)))
-  if (exp < -4 || exp >= precision) {
-    let [mant, e] = rounded.toExponential(precision - 1).split('e')
-    if (mant.includes('.')) mant = mant.replace(/0+$/, '').replace(/\.$/, '')
-    const en = Number(e)
-    return `${mant}e${en < 0 ? '-' : '+'}${String(Math.abs(en)).padStart(2, '0')}`
+  let { digits, exp } = exactDigits(v)
+  if (digits.length > precision) {
+    const head = digits.slice(0, precision)
+    const rest = digits.slice(precision)
+    let up = rest[0] > '5' || (rest[0] === '5' && (rest.length > 1 || Number(head[head.length - 1]) % 2 === 1))
+    if (rest[0] < '5') up = false
+    let n = BigInt(head)
+    if (up) n += 1n
+    digits = n.toString()
+    if (digits.length > precision) { exp++; digits = digits.slice(0, precision) }
   }
-  let s = rounded.toFixed(Math.max(0, precision - 1 - exp))
-  if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '')
-  return s
+  digits = digits.padEnd(precision, '0')
+  const strip = (t: string) => t.includes('.') ? t.replace(/0+$/, '').replace(/\.$/, '') : t
+  if (exp < -4 || exp >= precision) {
+    const mant = strip(digits[0] + '.' + digits.slice(1))
+    return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`
+  }
+  if (exp < 0) return strip('0.' + '0'.repeat(-exp - 1) + digits)
+  return strip(digits.slice(0, exp + 1) + '.' + digits.slice(exp + 1))
 }
 
 const SUFFIXES = ['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei']
