@@ -57,7 +57,7 @@ export default class Map extends QemuCommand {
       }
       // an empty range still prints one entry of length 0 at the start offset in JSON
       const entries = start >= end
-        ? [{ start, length: 0, depth: 0, present: false, zero: false, data: false }]
+        ? [{ entry: { start, length: 0, depth: 0, present: false, zero: false, data: false }, last: true }]
         : mapImage(img, Number(start), Number(end))
       try {
         await writeMap(entries, json, out)

@@ -71,7 +71,8 @@ export class FileStore implements ByteStore {
 
   async read (buf: Buffer, offset: number): Promise<number> {
     let done = 0
-    while (done < buf.length) {
+    // offsets taken from hostile metadata can lie past anything a file can hold: that reads as zeros
+    while (done < buf.length && Number.isSafeInteger(offset + buf.length)) {
       const n = await preadOnce(this.fd, buf.subarray(done), offset + done)
       if (n === 0) break
       done += n

@@ -43,11 +43,13 @@ export function mergeable (curr: MapEntry, next: MapEntry): boolean {
 }
 
 /**
- * The merged entries of [start, end), in order. An empty range yields one
- * entry of length 0 at `start` (qemu-img prints it in JSON). Errors from
- * blockStatus propagate after the entries already complete were yielded.
+ * The merged entries of [start, end), in order, each with whether it is the
+ * last. An entry is complete (and yielded) once the next one is known not to
+ * merge with it, so an error from blockStatus comes after everything qemu
+ * would have printed. An empty range yields one entry of length 0 at
+ * `start` (qemu-img prints it in JSON).
  */
-export async function * mapImage (img: Image, start: number, end: number): AsyncGenerator<MapEntry> {
+export async function * mapImage (img: Image, start: number, end: number): AsyncGenerator<{ entry: MapEntry, last: boolean }> {
   let curr: MapEntry = { start, length: 0, depth: 0, present: false, zero: false, data: false }
   let pos = start
   while (pos < end) {
@@ -57,8 +59,8 @@ export async function * mapImage (img: Image, start: number, end: number): Async
       curr.length += next.length
       continue
     }
-    if (curr.length > 0) yield curr
+    if (curr.length > 0) yield { entry: curr, last: false }
     curr = next
   }
-  yield curr
+  yield { entry: curr, last: true }
 }

@@ -27,13 +27,7 @@ export function mapEntryJson (e: PrintableEntry, last: boolean): string {
  * Print a whole map as qemu-img does, entry by entry through `write` (so
  * what was complete is out before an error ends the listing).
  */
-export async function writeMap (entries: AsyncIterable<PrintableEntry> | Iterable<PrintableEntry>, json: boolean, write: (s: string) => void): Promise<void> {
+export async function writeMap (entries: AsyncIterable<{ entry: PrintableEntry, last: boolean }> | Iterable<{ entry: PrintableEntry, last: boolean }>, json: boolean, write: (s: string) => void): Promise<void> {
   write(json ? '[' : MAP_HUMAN_HEADER)
-  let pending: PrintableEntry | undefined
-  for await (const e of entries) {
-    if (!json) { write(mapEntryHuman(e as MapEntry)); continue }
-    if (pending) write(mapEntryJson(pending, false))
-    pending = e
-  }
-  if (pending) write(mapEntryJson(pending, true))
+  for await (const { entry, last } of entries) write(json ? mapEntryJson(entry, last) : mapEntryHuman(entry as MapEntry))
 }

@@ -9,7 +9,7 @@ import {
   BitmapError, FLAG_AUTO, FLAG_IN_USE, bitmapTableSize, decodeBitmapDirectory, decodeBitmapTableEntry,
   decodeBitmapsExtension, flagNames, type BitmapDirEntry,
 } from './bitmaps.js'
-import { readTable } from './table-io.js'
+import { MAX_REQUEST_END, readTable } from './table-io.js'
 
 export interface LoadedBitmap extends BitmapDirEntry {
   granularity: number
@@ -35,22 +35,15 @@ export async function loadBitmapDirectory (store: ByteStore, extData: Buffer, h:
     if (e instanceof BitmapError) fail(e.message)
     throw e
   }
+  // qemu loads every bitmap not marked in use: its table must be sound
+  const loaded = entries.filter(e => !(e.flags & FLAG_IN_USE))
+  const invalid = await invalidTableEntries(store, loaded, clusterSize)
   const names = new Set<string>()
-  for (const e of entries) {
-    // qemu loads every bitmap not marked in use: its table must be sound
-    if (e.flags & FLAG_IN_USE) continue
-    const table = Buffer.alloc(e.tableSize * 8)
-    try {
-      await readTable(store, table, BigInt(e.tableOffset))
-    } catch (err) {
-      if (err instanceof BlockError) fail(`Could not read bitmap_table table from image for bitmap '${e.name}': ${err.message}`, err.errno)
-      throw err
-    }
-    for (let i = 0; i < e.tableSize; i++) {
-      if (!decodeBitmapTableEntry(table.readUInt32BE(i * 8), table.readUInt32BE(i * 8 + 4), clusterSize)) {
-        fail(`Could not read bitmap_table table from image for bitmap '${e.name}': Invalid argument`)
-      }
-    }
+  for (const e of loaded) {
+    const what = `Could not read bitmap_table table from image for bitmap '${e.name}'`
+    const bytes = e.tableSize * 8
+    if (e.tableOffset + bytes > Number(MAX_REQUEST_END)) fail(`${what}: Input/output error`, 'EIO')
+    if (invalid.firstFrom(e.tableOffset) < e.tableOffset + bytes) fail(`${what}: Invalid argument`)
     if (e.tableSize !== bitmapTableSize(diskSize, e.granularityBits, clusterSize)) {
       fail(`Could not read bitmap '${e.name}' from image: Invalid argument`)
     }
@@ -58,4 +51,44 @@ export async function loadBitmapDirectory (store: ByteStore, extData: Buffer, h:
     names.add(e.name)
   }
   return entries.map(e => ({ ...e, granularity: 2 ** e.granularityBits, flagNames: flagNames(e.flags & (FLAG_IN_USE | FLAG_AUTO)) }))
+}
+
+/**
+ * File positions of invalid bitmap table entries within the tables of
+ * `bitmaps`, found by one pass over the union of the tables' bytes inside
+ * the file (past its end entries read as zeros, which are valid). Hostile
+ * directories can name thousands of overlapping tables; each byte of the
+ * file is still read at most once.
+ */
+async function invalidTableEntries (store: ByteStore, bitmaps: BitmapDirEntry[], clusterSize: number): Promise<{ firstFrom (pos: number): number }> {
+  const fileSize = await store.size()
+  const ranges = bitmaps
+    .filter(b => b.tableOffset < fileSize)
+    .map(b => [b.tableOffset, Math.min(b.tableOffset + b.tableSize * 8, fileSize)] as [number, number])
+    .sort((a, b) => a[0] - b[0])
+  const found: number[] = []
+  let scanned = 0
+  const CHUNK = 1 << 20
+  for (const [start, end] of ranges) {
+    // tables are cluster aligned, so entries sit at 8-byte positions whatever the overlap
+    for (let pos = Math.max(start, scanned); pos < end; pos += CHUNK) {
+      const buf = Buffer.alloc(Math.min(CHUNK, end - pos))
+      await store.read(buf, pos)
+      for (let i = 0; i + 8 <= buf.length; i += 8) {
+        if (!decodeBitmapTableEntry(buf.readUInt32BE(i), buf.readUInt32BE(i + 4), clusterSize)) found.push(pos + i)
+      }
+    }
+    scanned = Math.max(scanned, end)
+  }
+  return {
+    firstFrom (pos: number): number {
+      let lo = 0
+      let hi = found.length
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1
+        if (found[mid] < pos) lo = mid + 1; else hi = mid
+      }
+      return lo < found.length ? found[lo] : Infinity
+    },
+  }
 }

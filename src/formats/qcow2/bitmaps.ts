@@ -100,8 +100,10 @@ export function decodeBitmapDirectory (buf: Buffer, nbBitmaps: number, clusterSi
     const size = entrySize(extraLen, nameLen)
     if (size > buf.length - pos) throw new BitmapError('Broken bitmap directory')
     if (extraLen !== 0) throw new BitmapError('Bitmap extra data is not supported')
+    const exactOffset = buf.readBigUInt64BE(pos)
     const e: BitmapDirEntry = {
-      tableOffset: readU64(buf, pos),
+      // past 2^53 only "past the end of the file" matters, not the exact value
+      tableOffset: Number(exactOffset),
       tableSize: buf.readUInt32BE(pos + 8),
       flags: buf.readUInt32BE(pos + 12),
       type: buf[pos + 16],
@@ -109,7 +111,7 @@ export function decodeBitmapDirectory (buf: Buffer, nbBitmaps: number, clusterSi
       extraData: Buffer.from(buf.subarray(pos + ENTRY_HEADER, pos + ENTRY_HEADER + extraLen)),
       name: buf.subarray(pos + ENTRY_HEADER + extraLen, pos + ENTRY_HEADER + extraLen + nameLen).toString('utf8'),
     }
-    if (!satisfiesConstraints(e, nameLen, clusterSize)) {
+    if (!satisfiesConstraints(e, exactOffset, nameLen, clusterSize)) {
       throw new BitmapError(`Bitmap '${e.name}' doesn't satisfy the constraints`)
     }
     entries.push(e)
@@ -120,11 +122,11 @@ export function decodeBitmapDirectory (buf: Buffer, nbBitmaps: number, clusterSi
 }
 
 /** qemu's per-bitmap rules (observed): known flags and type, sane granularity and table. */
-export function satisfiesConstraints (e: BitmapDirEntry, nameLen: number, clusterSize: number): boolean {
+export function satisfiesConstraints (e: BitmapDirEntry, tableOffset: bigint, nameLen: number, clusterSize: number): boolean {
   return (e.flags & ~(FLAG_IN_USE | FLAG_AUTO)) === 0 &&
     e.type === TYPE_DIRTY_TRACKING &&
     e.granularityBits >= MIN_GRANULARITY_BITS && e.granularityBits <= MAX_GRANULARITY_BITS &&
-    Number.isFinite(e.tableOffset) && e.tableOffset !== 0 && e.tableOffset % clusterSize === 0 &&
+    tableOffset !== 0n && tableOffset % BigInt(clusterSize) === 0n &&
     e.tableSize !== 0 && e.tableSize <= MAX_TABLE_SIZE && e.tableSize * clusterSize <= MAX_PHYS_SIZE &&
     nameLen <= MAX_NAME_SIZE
 }

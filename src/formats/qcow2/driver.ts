@@ -137,6 +137,7 @@ export class Qcow2Image extends ImageBase {
         pos = stop
         continue
       }
+      if (first && l2Offset % g.clusterSize !== 0) break // reported by the next request
       const l2 = await this.getL2(l2Offset, l1i)
       const tableEnd = Math.min((l1i + 1) * g.l2Coverage, end)
       while (pos < tableEnd) {
@@ -151,7 +152,9 @@ export class Qcow2Image extends ImageBase {
         const st = subclusterStatus(g, hi, lo, bmHi, bmLo, sc, entryCtx)
         const stopInCluster = st.kind === 'compressed' ? g.clusterSize : (sc + st.count) * g.subclusterSize
         const len = Math.min(stopInCluster - inCluster, tableEnd - pos)
+        // a broken entry ends the run before it; it is reported when a request starts there (as qemu)
         if (st.kind === 'invalid') {
+          if (first) break outer
           throw this.corruption(`Invalid cluster entry found  (L2 offset: ${hexAlt(l2Offset)}, L2 index: ${hexAlt(idx)})`)
         }
         // where `pos` lives in the host file; encrypted data has no plain host bytes to show
@@ -159,6 +162,7 @@ export class Qcow2Image extends ImageBase {
         if (st.host !== undefined) {
           const clusterHost = st.host - sc * g.subclusterSize
           if (clusterHost % g.clusterSize !== 0) {
+            if (first) break outer
             throw this.corruption(`Cluster allocation offset ${hexAlt(clusterHost)} unaligned (L2 offset: ${hexAlt(l2Offset)}, L2 index: ${hexAlt(idx)})`)
           }
           if (!crypto) host = clusterHost + inCluster
@@ -245,10 +249,9 @@ export class Qcow2Image extends ImageBase {
       compat: h.version >= 3 ? '1.1' : '0.10',
     }
     if (h.version >= 3) {
-      if (h.incompatible & INCOMPAT_DATA_FILE) {
-        data['data-file'] = h.dataFile
-        data['data-file-raw'] = (h.autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n
-      }
+      // qemu shows the name whenever the extension is there, the raw flag with the data file bit
+      data['data-file'] = h.dataFile
+      if (h.incompatible & INCOMPAT_DATA_FILE) data['data-file-raw'] = (h.autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n
       data['extended-l2'] = (h.incompatible & INCOMPAT_EXTL2) !== 0n
       data['lazy-refcounts'] = (h.compatible & COMPAT_LAZY_REFCOUNTS) !== 0n
       data.corrupt = (h.incompatible & INCOMPAT_CORRUPT) !== 0n
@@ -410,7 +413,9 @@ export const qcow2Driver: BlockDriver = {
       warn: ctx.warn,
       corruptionReported: false,
     }
-    const img = new Qcow2Image(ctx.filename, store, meta.header.size, ctx.readOnly, shared, meta.l1)
+    // qemu's block layer counts whole sectors: a size that is not a multiple of 512 rounds down
+    const size = Math.floor(meta.header.size / 512) * 512
+    const img = new Qcow2Image(ctx.filename, store, size, ctx.readOnly, shared, meta.l1)
     img.backingName = meta.header.backingFile
     img.backingFormat = meta.header.backingFormat
     if (!ctx.readOnly) {

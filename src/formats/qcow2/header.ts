@@ -149,11 +149,11 @@ export function decodeExtensions (buf: Buffer, h: Qcow2Header, end: number): voi
         }
         break
       case EXT_DATA_FILE:
-        h.dataFile = data.toString('latin1').replace(/\0.*$/s, '')
+        h.dataFile = data.toString('utf8').replace(/\0.*$/s, '')
         break
       case EXT_CRYPTO:
-        if (len !== 16) throw new HeaderError('Invalid encryption header extension length')
-        h.cryptoHeader = { offset: readU64(data, 0), length: readU64(data, 8) }
+        // a wrong length is refused by the opener, which knows whether LUKS is in use
+        h.cryptoHeader = len >= 16 ? { offset: readU64(data, 0), length: readU64(data, 8) } : { offset: 0, length: 0 }
         break
       case EXT_BITMAPS:
         if (len >= 24) {

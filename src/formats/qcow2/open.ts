@@ -8,11 +8,11 @@ import type { OpenContext } from '../../block/types.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
   AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW, COMPRESSION_ZLIB, COMPRESSION_ZSTD, CRYPT_LUKS, CRYPT_NONE,
-  EXT_BITMAPS, HeaderError, INCOMPAT_COMPRESSION, INCOMPAT_DATA_FILE, INCOMPAT_EXTL2, INCOMPAT_KNOWN,
+  EXT_BACKING_FORMAT, EXT_BITMAPS, EXT_CRYPTO, HeaderError, INCOMPAT_COMPRESSION, INCOMPAT_DATA_FILE, INCOMPAT_EXTL2, INCOMPAT_KNOWN,
   QCOW2_MAGIC, V2_HEADER_LENGTH, V3_HEADER_LENGTH, decodeExtensions, decodeHeader, type Qcow2Header,
 } from './header.js'
 import { Geometry } from './layout.js'
-import { readSnapshotTable, SnapshotTableError, type Qcow2Snapshot } from './snapshots.js'
+import { cString, readSnapshotTable, SnapshotTableError, type Qcow2Snapshot } from './snapshots.js'
 import { loadBitmapDirectory, type LoadedBitmap } from './bitmap-load.js'
 import { BitmapError, decodeBitmapsExtension, validateBitmapsExtension } from './bitmaps.js'
 import { readTable } from './table-io.js'
@@ -130,12 +130,15 @@ function parseExtensions (first: Buffer, h: Qcow2Header): void {
     if (e instanceof HeaderError) fail(e.message)
     throw e
   }
-  if (h.backingFormat !== undefined && Buffer.byteLength(h.backingFormat, 'latin1') > MAX_BACKING_FORMAT) {
-    const len = h.extensions.find(x => x.type === 0xe2792aca)!.data.length
-    fail(`ERROR: ext_backing_format: len=${len} too large (>=16)`)
+  for (const x of h.extensions) {
+    if (x.type === EXT_BACKING_FORMAT && x.data.length > MAX_BACKING_FORMAT) {
+      fail(`ERROR: ext_backing_format: len=${x.data.length} too large (>=16)`)
+    }
   }
-  if (h.cryptoHeader !== undefined && h.cryptMethod !== CRYPT_LUKS) {
-    fail('CRYPTO header extension only expected with LUKS encryption method')
+  const crypto = h.extensions.find(x => x.type === EXT_CRYPTO)
+  if (crypto !== undefined) {
+    if (h.cryptMethod !== CRYPT_LUKS) fail('CRYPTO header extension only expected with LUKS encryption method')
+    if (crypto.data.length !== 16) fail(`CRYPTO header extension size ${crypto.data.length}, but expected size 16`)
   }
 }
 
@@ -151,7 +154,7 @@ function checkBitmapsExtension (h: Qcow2Header, ctx: OpenContext): Buffer | unde
     const ext = decodeBitmapsExtension(data)
     if (!(h.autoclear & AUTOCLEAR_BITMAPS)) {
       ctx.warn('warning: a program lacking bitmap support modified this file, so all bitmaps are now considered inconsistent\n', { prefixed: true })
-      ctx.warn('Some clusters may be leaked, run \'qemu-img check -r\' on the image file to fix.\n')
+      ctx.warn('Some clusters may be leaked, run \'qemu-img check -r\' on the image file to fix.') // no newline, as qemu prints it
       return undefined
     }
     validateBitmapsExtension(ext, 2 ** h.clusterBits)
@@ -196,7 +199,8 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
 
   validateTable('Active L1 table', raw.l1TableOffset, header.l1Size, 8, MAX_L1_BYTES, clusterSize)
   const geo = new Geometry(header.clusterBits, extendedL2)
-  const needed = (raw.size + BigInt(geo.l2Coverage) - 1n) / BigInt(geo.l2Coverage)
+  // computed in 64 bits as qemu does: sizes just below 2^64 wrap around and pass
+  const needed = ((raw.size + BigInt(geo.l2Coverage) - 1n) & ((1n << 64n) - 1n)) / BigInt(geo.l2Coverage)
   if (needed > BigInt(INT_MAX)) fail('Image is too big', 'EFBIG')
   if (BigInt(header.l1Size) < needed) fail('L1 table is too small')
   const l1 = Buffer.alloc(header.l1Size * 8)
@@ -209,13 +213,11 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
     }
   }
 
-  if (header.cryptMethod > CRYPT_LUKS) fail(`Unsupported encryption method ${header.cryptMethod}`)
+  if (header.cryptMethod > CRYPT_LUKS) fail(`Unsupported encryption method ${header.cryptMethod | 0}`) // printed with %d
 
   parseExtensions(first, header)
   const bitmapsData = checkBitmapsExtension(header, ctx)
 
-  // after qemu's checks: sizes past 2^53 cannot be addressed exactly with JavaScript numbers
-  if (raw.size > BigInt(Number.MAX_SAFE_INTEGER)) fail('Image is too big for qimg (virtual size above 2^53 bytes)', 'EFBIG')
 
   const dataStore = ctx.noIO ? store : await openDataFile(store, header, ctx)
   try {
@@ -223,7 +225,7 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
       if (header.backingFileSize > Math.min(MAX_BACKING_NAME, clusterSize - header.backingFileOffset)) {
         fail('Backing file name too long')
       }
-      header.backingFile = first.subarray(header.backingFileOffset, header.backingFileOffset + header.backingFileSize).toString('utf8')
+      header.backingFile = cString(first.subarray(header.backingFileOffset, header.backingFileOffset + header.backingFileSize))
     }
 
     let snapshots: Qcow2Snapshot[] = []
@@ -232,6 +234,7 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
         snapshots = await readSnapshotTable((buf, off) => readTable(store, buf, raw.snapshotsOffset + BigInt(off)), 0, header.nbSnapshots)
       } catch (e) {
         if (e instanceof SnapshotTableError) fail(e.message)
+        if (e instanceof BlockError) fail(`Failed to read snapshot table: ${e.message}`, e.errno)
         throw e
       }
     }
@@ -243,6 +246,10 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
       const { openQcow2Crypto } = await import('../../crypto/qcow2-crypto.js')
       crypto = await openQcow2Crypto(header, store, ctx)
     }
+    // the block layer's view: whole sectors, at most INT64_MAX bytes
+    if (raw.size / 512n * 512n > INT64_MAX) fail('Could not refresh total sector count: File too large', 'EFBIG')
+    // sizes past 2^53 cannot be addressed exactly with JavaScript numbers
+    if (raw.size > BigInt(Number.MAX_SAFE_INTEGER)) fail('Image is too big for qimg (virtual size above 2^53 bytes)', 'EFBIG')
     return { header, geo, l1, dataStore, crypto, snapshots, bitmaps }
   } catch (e) {
     if (dataStore !== store) await dataStore.close().catch(() => undefined)

@@ -21,6 +21,12 @@ export interface Qcow2Snapshot {
 
 export class SnapshotTableError extends Error {}
 
+/** qemu keeps names as C strings: a NUL byte ends them */
+export function cString (b: Buffer): string {
+  const nul = b.indexOf(0)
+  return (nul < 0 ? b : b.subarray(0, nul)).toString('utf8')
+}
+
 /** Fixed part of an entry before the extra data */
 const FIXED = 40
 /** qemu's limits: extra data per entry, and the whole table */
@@ -57,8 +63,8 @@ function decodeEntry (buf: Buffer, pos: number): Qcow2Snapshot {
     diskSize,
     icount,
     extraUnknown: Buffer.from(extra.subarray(Math.min(extraLen, 24))),
-    id: buf.subarray(idStart, idStart + idLen).toString('utf8'),
-    name: buf.subarray(idStart + idLen, idStart + idLen + nameLen).toString('utf8'),
+    id: cString(buf.subarray(idStart, idStart + idLen)),
+    name: cString(buf.subarray(idStart + idLen, idStart + idLen + nameLen)),
   }
 }
 
