@@ -18,8 +18,21 @@ export function tdbHash (key: string): number {
   return (Math.imul(1103515243, v) + 12345) >>> 0
 }
 
+const orderCache = new Map<string, string[]>()
+
 /** Keys of a QDict in QEMU's iteration order, given their insertion order. */
 export function qdictOrder (keys: readonly string[]): string[] {
+  // the same few key sets come back for every list element (snapshots, bitmaps, chains)
+  const cacheKey = keys.join('\0')
+  let order = orderCache.get(cacheKey)
+  if (!order) {
+    order = computeOrder(keys)
+    if (orderCache.size < 1000) orderCache.set(cacheKey, order)
+  }
+  return order
+}
+
+function computeOrder (keys: readonly string[]): string[] {
   const buckets = new Map<number, string[]>()
   for (const k of keys) {
     const b = tdbHash(k) % BUCKETS
