@@ -20,10 +20,15 @@ function clock (sec: number, nsec: number): string {
 
 export const SNAPSHOT_HEADER = `${'ID'.padEnd(10)}${'TAG'.padEnd(17)}${'VM SIZE'.padStart(8)}${'DATE'.padStart(20)}${'VM CLOCK'.padStart(13)}${'ICOUNT'.padStart(11)}\n`
 
+/** printf's %-Ns pads to N bytes, not characters */
+function padBytes (s: string, width: number): string {
+  return s + ' '.repeat(Math.max(0, width - Buffer.byteLength(s, 'utf8')))
+}
+
 export function snapshotRow (s: Obj): string {
   const vmSize = s['vm-state-size'] as number
   const icount = s.icount === undefined ? '' : String(s.icount)
-  return `${String(s.id).padEnd(9)} ${String(s.name).padEnd(16)} ${sizeToStr(vmSize).padStart(8)}${localDate(s['date-sec'] as number).padStart(20)}${clock(s['vm-clock-sec'] as number, s['vm-clock-nsec'] as number).padStart(13)}${icount.padStart(11)}\n`
+  return `${padBytes(String(s.id), 9)} ${padBytes(String(s.name), 16)} ${sizeToStr(vmSize).padStart(8)}${localDate(s['date-sec'] as number).padStart(20)}${clock(s['vm-clock-sec'] as number, s['vm-clock-nsec'] as number).padStart(13)}${icount.padStart(11)}\n`
 }
 
 export function snapshotTable (snaps: Obj[]): string {
