@@ -72,6 +72,25 @@ t.test('map refuses bad command lines like qemu-img', async t => {
   }
 })
 
+t.test('map with --image-opts: options of raw, qcow2 and the file protocol', async t => {
+  const dir = t.testdir()
+  qemuImgOk(['create', '-q', '-f', 'qcow2', 'img.qcow2', '1M'], { cwd: dir })
+  fs.writeFileSync(path.join(dir, 'r.raw'), Buffer.alloc(10000, 1))
+  const raw = ['offset=2M', 'offset=1000,size=1000', 'offset=1000,size=1024', 'size=10240', 'size=0x200', 'size=1.5k', 'offset=abc',
+    'size=-1', 'size=18446744073709551616', 'offset=0x10k', 'offset=9000,size=2048', 'size=20000', 'offset=10240', 'foo=1',
+    'file.x=1', 'size=1k,b=2,a=1']
+  for (const o of raw) await sameAsQemuFast(t, ['map', '--output=json', '--image-opts', `driver=raw,file.filename=r.raw,${o}`], dir)
+  const qcow2 = ['driver=qcow2,file.filename=img.qcow2,foo=bar', 'driver=qcow2,file.filename=img.qcow2,file.foo=bar',
+    'driver=qcow2,filename=img.qcow2', 'driver=qcow2,file.filename=nonexist', 'img.qcow2', 'driver=qcow2,file.filename=img.qcow2,b=1,a=2',
+    'driver=qcow2,file.filename=img.qcow2,backing.x=1', 'driver=qcow2,file.filename=img.qcow2,lazy-refcounts=on,cache.direct=on,file.locking=off',
+    'driver=qcow2,file.filename=img.qcow2,data-file.filename=img.qcow2', 'driver=qcow2,file.filename=img.qcow2,data-file=x', 'driver=qcow2']
+  for (const o of qcow2) {
+    // (qimg opens no backing file from backing.* options: map refuses them as unknown options)
+    if (!o.includes('backing.')) await sameAsQemuFast(t, ['map', '--output=json', '--image-opts', o], dir)
+    await sameAsQemuFast(t, ['info', '--image-opts', o], dir)
+  }
+})
+
 t.test('map of a 1 TiB sparse qcow2 walks metadata only', async t => {
   const dir = t.testdir()
   qemuImgOk(['create', '-q', '-f', 'qcow2', 'big.qcow2', '1T'], { cwd: dir })

@@ -4,6 +4,7 @@
 import fs from 'node:fs'
 import { BlockError, strerror, errnoOf } from '../cli/errors.js'
 import { parseKeyValues } from '../cli/qemu-opts.js'
+import { checkRuntimeOptions, FILE_OPTIONS } from './runtime-options.js'
 import { FileStore } from '../io/file-store.js'
 import type { ByteStore } from '../io/byte-store.js'
 import { findFormat, probeFormat, PROBE_SIZE } from './registry.js'
@@ -49,18 +50,29 @@ export async function openFileStore (filename: string, writable: boolean): Promi
   }
 }
 
-/** Split an --image-opts string into the format, the file name and format options. */
+/**
+ * Split an --image-opts string into the format, the file name and format
+ * options, with qemu's messages for a missing file and for unknown options
+ * of the file protocol.
+ */
 export function parseImageOpts (text: string): { format?: string, filename: string, options: Record<string, string> } {
   const options: Record<string, string> = {}
+  const fileOptions: Record<string, string> = {}
   let format: string | undefined
-  let filename: string | undefined
-  for (const [k, v] of parseKeyValues(text)) {
+  let fileNode: string | undefined
+  // a bare word names an existing block node ("file"), which qemu-img never has
+  for (const [k, v] of parseKeyValues(text, 'file')) {
     if (k === 'driver') format = v
-    else if (k === 'file.filename' || k === 'filename') filename = v
-    else if (k === 'file.driver' || k === 'file.aio' || k.startsWith('cache.')) continue
+    else if (k === 'file') fileNode = v
+    else if (k.startsWith('file.')) fileOptions[k.slice(5)] = v
     else options[k] = v
   }
+  if (fileNode !== undefined) throw new BlockError(`Cannot find device='${fileNode}' nor node-name='${fileNode}'`, 'ENODEV')
+  const filename = fileOptions.filename
   if (filename === undefined) throw new BlockError('A block device must be specified for "file"', 'EINVAL')
+  checkRuntimeOptions(fileOptions, FILE_OPTIONS, { kind: 'protocol', name: 'file' })
+  // the opener takes image locks unless file.locking=off
+  if (fileOptions.locking !== undefined) options['file.locking'] = fileOptions.locking
   return { format, filename, options }
 }
 
@@ -88,6 +100,7 @@ async function openOne (filename: string, opts: OpenImageOptions, secrets: Secre
     if (opts.forceShare && !readOnly) throw new BlockError('force-share=on can only be used with read-only images', 'EINVAL')
     if (opts.options?.['file.locking'] !== 'off') store.lock(lockFor(format, !readOnly, opts.forceShare ?? false))
     const driver = await findFormat(format)!.load()
+    if (driver.runtimeOptions) checkRuntimeOptions(opts.options ?? {}, [...driver.runtimeOptions, 'file.locking'], { kind: 'format', name: driver.name })
     const ctx: OpenContext = {
       filename,
       readOnly,

@@ -170,6 +170,11 @@ export interface CreateContext {
 export interface BlockDriver {
   readonly name: string
   open(store: ByteStore, ctx: OpenContext): Promise<Image>
+  /**
+   * options open() understands (--image-opts, 'name.*' for a prefix); when
+   * given, any other option is refused as qemu refuses it
+   */
+  readonly runtimeOptions?: readonly string[]
   /** -o options accepted by create/convert/amend, in the order `-o help` lists them */
   readonly createOptions?: CreateOptionSpec[]
   /**

@@ -58,7 +58,8 @@ export async function openForCommand (spec: ImageSpec, opts: OpenImageOptions): 
     }
     return await openImage(filename, { onWarning: warning, ...opts, format, options })
   } catch (e) {
-    if (e instanceof BlockError) throw new QemuError(`Could not open '${filename}': ${e.message}`)
+    // qemu names the image by what was given: the whole option string with --image-opts
+    if (e instanceof BlockError) throw new QemuError(`Could not open '${spec.name}': ${e.message}`)
     throw e
   }
 }

@@ -398,6 +398,12 @@ export class Qcow2Image extends ImageBase {
 
 export const qcow2Driver: BlockDriver = {
   name: 'qcow2',
+  // what qemu's qcow2 accepts at open; qimg honours data-file and encrypt.*, the cache and discard knobs need nothing
+  runtimeOptions: [
+    'lazy-refcounts', 'pass-discard-request', 'pass-discard-snapshot', 'pass-discard-other', 'overlap-check', 'overlap-check.*',
+    'cache-size', 'l2-cache-size', 'l2-cache-entry-size', 'refcount-cache-size', 'cache-clean-interval',
+    'encrypt.*', 'data-file', 'data-file.*',
+  ],
   async open (store: ByteStore, ctx: OpenContext) {
     const meta = await readQcow2Metadata(store, ctx)
     const shared: Qcow2Shared = {

@@ -264,13 +264,14 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
 async function openDataFile (store: ByteStore, h: Qcow2Header, ctx: OpenContext): Promise<ByteStore> {
   const nodeName = ctx.options['data-file']
   const optName = ctx.options['data-file.filename']
+  // a node name refers to a block device qemu-img never has
+  if (nodeName !== undefined) fail(`Cannot find device='${nodeName}' nor node-name='${nodeName}'`)
   if (h.incompatible & INCOMPAT_DATA_FILE) {
-    if (nodeName !== undefined) fail(`Cannot find device='${nodeName}' nor node-name='${nodeName}'`)
     const name = optName ?? h.dataFile
     if (name === undefined || name === '') fail('\'data-file\' is required for this image')
     return ctx.openFile(name, !ctx.readOnly)
   }
   if (h.autoclear & AUTOCLEAR_DATA_FILE_RAW) fail('data-file-raw requires a data file')
-  if (nodeName !== undefined || optName !== undefined) fail('\'data-file\' can only be set for images with an external data file')
+  if (optName !== undefined) fail('\'data-file\' can only be set for images with an external data file')
   return store
 }

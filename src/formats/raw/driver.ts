@@ -5,13 +5,23 @@ import { BlockError } from '../../cli/errors.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
 import type { BlockDriver, LayerStatus, OpenContext, Preallocation, WriteZeroesOptions } from '../../block/types.js'
+import { SizeError, strtosz } from '../../cli/sizes.js'
 
 const SECTOR = 512
 
-function parseByteOption (name: string, value: string | undefined): number | undefined {
+/** offset= and size= take sizes with suffixes, with qemu's messages */
+function parseByteOption (name: string, value: string | undefined, ctx: OpenContext): number | undefined {
   if (value === undefined) return undefined
-  if (!/^\d+$/.test(value)) throw new BlockError(`Parameter '${name}' expects a non-negative number below 2^64`, 'EINVAL')
-  return Number(value)
+  try {
+    const parsed = strtosz(value)
+    if (parsed.warning) ctx.warn(`warning: ${parsed.warning}\n`, { prefixed: true })
+    return Number(parsed.value)
+  } catch (e) {
+    if (!(e instanceof SizeError)) throw e
+    if (e.kind === 'range') throw new BlockError(`Value '${value}' is out of range for parameter '${name}'`, 'EINVAL')
+    throw new BlockError(`Parameter '${name}' expects a non-negative number below 2^64\n` +
+      'Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.', 'EINVAL')
+  }
 }
 
 export class RawImage extends ImageBase {
@@ -79,19 +89,22 @@ export class RawImage extends ImageBase {
 
 export const rawDriver: BlockDriver = {
   name: 'raw',
+  runtimeOptions: ['offset', 'size'],
   async open (store: ByteStore, ctx: OpenContext) {
-    const fileSize = await store.size()
-    const base = parseByteOption('offset', ctx.options.offset) ?? 0
-    const fixed = parseByteOption('size', ctx.options.size)
-    if (base > fileSize) throw new BlockError('The sum of offset (' + base + ') and size (0) has to be smaller or equal to the  actual size of the containing file (' + fileSize + ')', 'EINVAL')
+    // the block layer sees the file in whole sectors
+    const fileSize = Math.ceil(await store.size() / SECTOR) * SECTOR
+    const base = parseByteOption('offset', ctx.options.offset, ctx) ?? 0
+    const fixed = parseByteOption('size', ctx.options.size, ctx)
+    if (base > fileSize) throw new BlockError(`Offset (${base}) cannot be greater than size of the containing file (${fileSize})`, 'EINVAL')
     let size: number
     if (fixed !== undefined) {
       if (base + fixed > fileSize) {
         throw new BlockError(`The sum of offset (${base}) and size (${fixed}) has to be smaller or equal to the  actual size of the containing file (${fileSize})`, 'EINVAL')
       }
+      if (fixed % SECTOR !== 0) throw new BlockError('Specified size is not multiple of 512', 'EINVAL')
       size = fixed
     } else {
-      size = Math.ceil((fileSize - base) / SECTOR) * SECTOR
+      size = fileSize - base
     }
     return new RawImage(ctx.filename, store, size, ctx.readOnly, base, fixed !== undefined)
   },
