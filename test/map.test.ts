@@ -37,6 +37,24 @@ t.test('map of raw files: sparse, odd sizes, empty, holes at the end', async t =
   await sameAsQemuFast(t, ['map', '--output=json', '--image-opts', 'driver=raw,file.filename=sparse.raw'], dir)
 })
 
+t.test('map of broken chains: missing backing file, a wrong backing format', async t => {
+  const dir = t.testdir()
+  const create = (args: string[]) => qemuImgOk(['create', '-q', '-f', 'qcow2', ...args], { cwd: dir })
+  create(['base.qcow2', '1M'])
+  qemuIoOk(['write -P 1 0 64k'], 'base.qcow2', [], { cwd: dir })
+  create(['-u', '-b', 'gone.qcow2', '-F', 'qcow2', 'orphan.qcow2', '1M'])
+  create(['-u', '-b', 'base.qcow2', '-F', 'raw', 'wrongfmt.qcow2', '1M'])
+  create(['-u', '-b', 'base.qcow2', '-F', 'qcow2', 'unknownfmt.qcow2', '1M'])
+  const file = path.join(dir, 'unknownfmt.qcow2')
+  const head = fs.readFileSync(file)
+  head.write('foo\0\0', head.indexOf('qcow2', 100)) // a backing format no driver has
+  fs.writeFileSync(file, head)
+  // (a backing loop makes qemu-img map hang: nothing to compare with)
+  for (const name of ['orphan.qcow2', 'wrongfmt.qcow2', 'unknownfmt.qcow2']) {
+    for (const output of ['json', 'human']) await sameAsQemuFast(t, ['map', `--output=${output}`, name], dir)
+  }
+})
+
 t.test('map ranges: --start-offset and --max-length', async t => {
   const dir = t.testdir()
   qemuImgOk(['create', '-q', '-f', 'qcow2', 'img.qcow2', '4M'], { cwd: dir })

@@ -267,11 +267,11 @@ export class Qcow2Image extends ImageBase {
       encrypted: h.cryptMethod !== CRYPT_NONE,
       dirty: (h.incompatible & INCOMPAT_DIRTY) !== 0n,
       formatSpecific: { type: 'qcow2', data },
-      snapshots: this.snapshotList(),
+      snapshots: this.listSnapshots(),
     }
   }
 
-  snapshotList (): SnapshotInfo[] {
+  listSnapshots (): SnapshotInfo[] {
     return this.shared.snapshots.map(s => ({
       id: s.id,
       name: s.name,
