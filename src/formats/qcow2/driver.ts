@@ -69,7 +69,7 @@ export class Qcow2Image extends ImageBase {
    * the host file about holes under data clusters, as qemu does.
    */
   metadataPreallocated (): Promise<boolean> {
-    this.shared.metadataPrealloc ??= detectMetadataPreallocation(this.store, this.header, this.shared.metadataCache, this.shared.owner)
+    this.shared.metadataPrealloc ??= detectMetadataPreallocation(this.store, this.header)
       .catch(() => false)
     return this.shared.metadataPrealloc
   }

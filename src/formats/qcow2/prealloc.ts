@@ -5,7 +5,6 @@
 // the host file whether a data cluster is a hole (and then reports it as
 // zero), so map and convert see the same extents as with qemu.
 import type { ByteStore } from '../../io/byte-store.js'
-import type { ClusterCache } from '../../block/cache.js'
 import type { Qcow2Header } from './header.js'
 import { getRefcount, refcountBlockEntries } from './refcount.js'
 
@@ -22,7 +21,7 @@ function reftableEntry (table: Buffer, i: number): number {
  * occupies on disk (st_blocks). Stops counting at the threshold, so the cost
  * is bounded by the file's real size.
  */
-export async function detectMetadataPreallocation (store: ByteStore, h: Qcow2Header, cache: ClusterCache, owner: number): Promise<boolean> {
+export async function detectMetadataPreallocation (store: ByteStore, h: Qcow2Header): Promise<boolean> {
   const clusterSize = 2 ** h.clusterBits
   const fileLength = await store.size()
   const realClusters = Math.floor(await store.allocatedSize() / clusterSize)
@@ -32,18 +31,15 @@ export async function detectMetadataPreallocation (store: ByteStore, h: Qcow2Hea
   const table = Buffer.alloc(h.refcountTableClusters * clusterSize)
   await store.read(table, h.refcountTableOffset)
   const perBlock = refcountBlockEntries(h.clusterBits, h.refcountOrder)
+  const block = Buffer.alloc(clusterSize)
   let count = 0
   for (let first = 0; first < endCluster && count < threshold; first += perBlock) {
     const idx = first / perBlock
     if (idx * 8 + 8 > table.length) break
     const blockOffset = reftableEntry(table, idx)
     if (blockOffset === 0) continue
-    // the same key space as the image's other metadata: refcount blocks are clusters of the image file
-    const block = await cache.get(owner, blockOffset, async () => {
-      const b = Buffer.allocUnsafe(clusterSize)
-      await store.read(b, blockOffset)
-      return b
-    })
+    // read once, not cached: this runs once per image, and the write path keeps its own refcount blocks
+    await store.read(block, blockOffset)
     const n = Math.min(perBlock, endCluster - first)
     for (let i = 0; i < n && count < threshold; i++) {
       if (getRefcount(block, i, h.refcountOrder) !== 0) count++
