@@ -107,7 +107,7 @@ export function strtosz (text: string, defaultSuffix = 'b'): ParsedSize {
  */
 export function parseSize (text: string, defaultSuffix = 'b', limit = 2 ** 63): number {
   const { value } = strtosz(text, defaultSuffix)
-  if (value > INT64_MAX || (limit < 2 ** 63 && Number(value) >= limit)) throw new SizeError('range', 'Value too large')
+  if (value >= BigInt(Math.ceil(limit))) throw new SizeError('range', 'Value too large')
   return Number(value)
 }
 

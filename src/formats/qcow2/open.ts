@@ -8,7 +8,7 @@ import type { OpenContext } from '../../block/types.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
   AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW, COMPRESSION_ZLIB, COMPRESSION_ZSTD, CRYPT_LUKS, CRYPT_NONE,
-  EXT_BACKING_FORMAT, EXT_BITMAPS, EXT_CRYPTO, HeaderError, INCOMPAT_COMPRESSION, INCOMPAT_DATA_FILE, INCOMPAT_EXTL2, INCOMPAT_KNOWN,
+  EXT_BACKING_FORMAT, EXT_BITMAPS, EXT_CRYPTO, HeaderError, INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_EXTL2, INCOMPAT_KNOWN,
   QCOW2_MAGIC, V2_HEADER_LENGTH, V3_HEADER_LENGTH, decodeExtensions, decodeHeader, type Qcow2Header,
 } from './header.js'
 import { Geometry } from './layout.js'
@@ -186,6 +186,7 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
 
   const unknownIncompat = header.incompatible & ~INCOMPAT_KNOWN
   if (unknownIncompat) fail(unsupportedFeatures(featureNamesOnly(first, header), unknownIncompat), 'ENOTSUP')
+  if ((header.incompatible & INCOMPAT_CORRUPT) && !ctx.readOnly) fail('qcow2: Image is corrupt; cannot be opened read/write', 'EACCES')
 
   const extendedL2 = (header.incompatible & INCOMPAT_EXTL2) !== 0n
   if (extendedL2 && header.clusterBits < 14) fail(`Unsupported subcluster size: ${clusterSize / 32}`)
