@@ -1,8 +1,9 @@
-// qemu-img's cvtnum(): a size-valued option (--start-offset, -S, ...) with
-// qemu-img's two error messages and its deprecation warning.
+// qemu-img's cvtnum(): a size-valued option (--start-offset, --max-length,
+// ...) with qemu-img's two error messages and its deprecation warning.
 import { QemuError } from './errors.js'
-import { SizeError, strtosz, INT64_MAX } from './sizes.js'
+import { SizeError, strtosz, sizeSuffixMessage, INT64_MAX } from './sizes.js'
 import { report } from './output.js'
+import { programName } from './program.js'
 
 /** Parse `text` as the option called `name` ("start offset"); exact, 0 .. INT64_MAX. */
 export function cvtnum (name: string, text: string): bigint {
@@ -13,12 +14,8 @@ export function cvtnum (name: string, text: string): bigint {
     value = parsed.value
   } catch (e) {
     if (!(e instanceof SizeError)) throw e
-    if (e.kind === 'range') value = INT64_MAX + 1n
-    else {
-      // two error_report() lines, each with the program name
-      report(`Invalid ${name} specified. You may use k, M, G, T, P or E suffixes for`)
-      throw new QemuError('kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.')
-    }
+    if (e.kind !== 'range') throw new QemuError(sizeSuffixMessage(name, programName()))
+    value = INT64_MAX + 1n
   }
   if (value > INT64_MAX) throw new QemuError(`Invalid ${name} specified. Must be between 0 and ${INT64_MAX}.`)
   return value

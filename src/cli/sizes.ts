@@ -20,8 +20,8 @@ export function formatG (v: number, precision: number): string {
   if (digits.length > precision) {
     const head = digits.slice(0, precision)
     const rest = digits.slice(precision)
-    let up = rest[0] > '5' || (rest[0] === '5' && (rest.length > 1 || Number(head[head.length - 1]) % 2 === 1))
-    if (rest[0] < '5') up = false
+    // past the half way up; exactly half way (a lone 5) to the even neighbour
+    const up = rest[0] > '5' || (rest[0] === '5' && (rest.length > 1 || Number(head[head.length - 1]) % 2 === 1))
     let n = BigInt(head)
     if (up) n += 1n
     digits = n.toString()

@@ -59,6 +59,9 @@ export class Qcow2Image extends ImageBase {
   }
 
   get header (): Qcow2Header { return this.shared.header }
+  get geo (): Geometry { return this.shared.geo }
+
+  /** how this image's L2 entries are read: the v3 zero flag, host offset 0 in a data file */
   get entryContext (): EntryContext {
     return { zeroFlag: this.header.version >= 3, dataFile: (this.header.incompatible & INCOMPAT_DATA_FILE) !== 0n }
   }
@@ -73,7 +76,6 @@ export class Qcow2Image extends ImageBase {
       .catch(() => false)
     return this.shared.metadataPrealloc
   }
-  get geo (): Geometry { return this.shared.geo }
 
   /** Report metadata corruption the way qemu does, and fail the request with EIO. */
   corruption (message: string): BlockError {
