@@ -1,7 +1,21 @@
 import t from 'tap'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import { qemuImgOk, qimg, qemuImg, QIMG_BIN } from './helpers/run.js'
+import { native } from '../src/io/native.js'
+
+// Wait until some process holds QEMU's "consistent read" lock byte on `file`.
+async function waitForReader (file: string): Promise<boolean> {
+  const fd = fs.openSync(file, 'r')
+  try {
+    for (let i = 0; i < 200; i++) {
+      if (native()!.ofdLock(fd, 1, 100, 1, 1) === 1) return true
+      await sleep(50)
+    }
+    return false
+  } finally { fs.closeSync(fd) }
+}
 
 // Hold an image open with the real qemu-io for a while (read-only or read-write).
 function holdWithQemuIo (file: string, writable: boolean, ms: number): Promise<void> {
@@ -16,7 +30,7 @@ t.test('qimg respects the image locks QEMU takes', async t => {
   const f = path.join(dir, 'a.qcow2')
   qemuImgOk(['create', '-f', 'qcow2', f, '1M'])
   const held = holdWithQemuIo(f, true, 3000)
-  await sleep(500)
+  await waitForReader(f)
   const a = qimg(['info', f])
   const b = qemuImg(['info', f])
   t.equal(a.stderr, b.stderr, 'same refusal as qemu-img while a writer holds the image')
@@ -33,7 +47,7 @@ t.test('QEMU respects the image locks qimg takes', async t => {
   qemuImgOk(['create', '-f', 'qcow2', f, '1M'])
   // `qimg bench` keeps the image open read-only while it runs many requests
   const p = spawn(process.execPath, [QIMG_BIN, 'bench', '-c', '2000000', '-d', '1', '-s', '512', f], { stdio: 'ignore' })
-  await sleep(800)
+  t.ok(await waitForReader(f), 'qimg took its read lock')
   const w = qemuImg(['resize', f, '2M'])
   t.equal(w.code, 1, 'qemu-img cannot resize an image qimg reads')
   t.match(w.stderr, /Failed to get "(write|resize)" lock/)
