@@ -12,7 +12,13 @@ import { BlockError } from '../src/cli/errors.js'
 
 export const FS_TYPE = 'fuse.qimg'
 
-export interface MountEntry { mountPoint: string, fsType: string, source: string }
+export interface MountEntry {
+  mountPoint: string
+  fsType: string
+  source: string
+  /** major:minor; for FUSE the minor is the connection's number in fusectl */
+  device: string
+}
 
 /** /proc/self/mountinfo's escapes (\040 for space, ...) */
 function unescapeMountField (s: string): string {
@@ -28,7 +34,7 @@ export function readMountTable (): MountEntry[] {
     const f = line.split(' ')
     const sep = f.indexOf('-')
     if (f.length < 10 || sep < 6) continue
-    out.push({ mountPoint: unescapeMountField(f[4]), fsType: f[sep + 1], source: unescapeMountField(f[sep + 2]) })
+    out.push({ mountPoint: unescapeMountField(f[4]), fsType: f[sep + 1], source: unescapeMountField(f[sep + 2]), device: f[2] })
   }
   return out
 }
