@@ -99,6 +99,8 @@ export default class Mount extends QemuCommand {
     }
     const { done } = await runMount(req, { warn: err, log: text => err(`${programName()}: ${text}\n`) })
     await done
-    return 0
+    // fuse-native keeps a libuv handle referenced even after the unmount:
+    // everything is flushed and closed, so leave explicitly
+    process.exit(0)
   }
 }
