@@ -136,7 +136,10 @@ t.test('a SIGKILLed server leaves no stale mount and a consistent overlay', asyn
   const overlay = path.join(dir, 'over.qcow2')
   const args = qcow2Writes ? ['--overlay', overlay, base] : [base]
   const mp = mountImage(t, args)
+  const synced = crypto.randomBytes(256 << 10)
   if (qcow2Writes) {
+    // what was fsync'd before the kill must survive it
+    ddWrite(t, { file: path.join(mp, 'disk.raw'), offset: 8 << 20, data: synced }, dir)
     // a writer that keeps going while the server is killed under it
     const writer = spawn('dd', ['if=/dev/urandom', `of=${mp}/disk.raw`, 'bs=64k', 'count=256', 'conv=notrunc'], { stdio: 'ignore' })
     await waitFor('some writes to land', () => fs.existsSync(overlay) && fs.statSync(overlay).size > (1 << 20))
@@ -153,6 +156,13 @@ t.test('a SIGKILLed server leaves no stale mount and a consistent overlay', asyn
     const check = sh('qemu-img', ['check', overlay])
     t.not(check.code, 2, `no corruption: ${check.stdout}`)
     t.not(check.code, 1, `check ran: ${check.stderr}`)
+    const dump = path.join(dir, 'after-kill.raw')
+    qemuImgOk(['convert', '-O', 'raw', overlay, dump])
+    const fd = fs.openSync(dump, 'r')
+    const back = Buffer.alloc(synced.length)
+    fs.readSync(fd, back, 0, back.length, 8 << 20)
+    fs.closeSync(fd)
+    t.ok(back.equals(synced), 'fsync\'d data survived the kill')
   }
   // and it mounts again
   const mp2 = mountImage(t, args)
