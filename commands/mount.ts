@@ -11,6 +11,17 @@ import type { MountRequest } from '../src/cli/mount-run.js'
 
 const DEFAULT_CACHE_SIZE = 64 << 20
 
+/**
+ * mount's errors are one line (qemu's two-line lock message included), so
+ * scripts and service managers log them whole.
+ */
+function oneLine (e: unknown): unknown {
+  if (!(e instanceof Error) || !e.message.includes('\n')) return e
+  const text = e.message.split('\n').map(l => l.trim()).filter(Boolean)
+    .reduce((acc, l) => acc + (/[.?!:]$/.test(acc) ? ' ' : '. ') + l)
+  return new QemuError(text)
+}
+
 export default class Mount extends QemuCommand {
   static override description = 'Serve a disk image (its snapshots, chain layers and partitions) as raw files over FUSE'
   static override options: OptionSpec = {
@@ -94,10 +105,10 @@ export default class Mount extends QemuCommand {
     }
     const { runMount, spawnMountDaemon } = await import('../src/cli/mount-run.js')
     if (!foreground) {
-      await spawnMountDaemon(req, err)
+      await spawnMountDaemon(req, err).catch(e => { throw oneLine(e) })
       return 0
     }
-    const { done } = await runMount(req, { warn: err, log: text => err(`${programName()}: ${text}\n`) })
+    const { done } = await runMount(req, { warn: err, log: text => err(`${programName()}: ${text}\n`) }).catch(e => { throw oneLine(e) })
     await done
     // fuse-native keeps a libuv handle referenced even after the unmount:
     // everything is flushed and closed, so leave explicitly

@@ -24,8 +24,6 @@ export interface ServeOptions {
   clusterCache: ClusterCache
   metadataCache: ClusterCache
   warn: (message: string) => void
-  /** take the overlay's image locks (its store) once it is open */
-  lockOverlay?: (store: unknown) => void
   /** unexpected failures while serving (EIO to the caller) */
   onError?: (message: string) => void
 }
@@ -86,13 +84,6 @@ export class MountServer {
     if (o.overlay) {
       top = await openOverlay(o.overlay, image, o, o.warn)
       disk = top
-      try {
-        o.lockOverlay?.(top.store)
-      } catch (e) {
-        top.backing = null
-        await top.close()
-        throw e instanceof BlockError ? new BlockError(`Could not open overlay '${o.overlay}': ${e.message}`, e.errno) : e
-      }
     } else if (o.writable) {
       disk = image
     } else if (o.snapshot) {

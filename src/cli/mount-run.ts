@@ -8,7 +8,6 @@ import { QemuError } from './errors.js'
 import { openForCommand, secretsFromObjects } from './image-args.js'
 import { ClusterCache, DEFAULT_METADATA_CACHE } from '../block/cache.js'
 import { findFormat } from '../block/registry.js'
-import { lockChain, lockImageFile } from '../block/locks.js'
 import { MountServer, parseSnapshotParam } from '../../fuse/serve.js'
 import { removePidFile, writePidFile } from '../../fuse/runtime.js'
 
@@ -52,7 +51,6 @@ export async function runMount (req: MountRequest, hooks: MountHooks): Promise<{
   let server: MountServer
   try {
     if (req.writable) refuseReadOnlyFormat(image.format)
-    if (!req.forceShare) lockChain(image, req.writable)
     server = await MountServer.start({
       image,
       mountPoint: req.mountPoint,
@@ -64,7 +62,6 @@ export async function runMount (req: MountRequest, hooks: MountHooks): Promise<{
       metadataCache,
       warn: hooks.warn,
       onError: hooks.log,
-      lockOverlay: req.forceShare ? undefined : store => lockImageFile(store, true),
     })
   } catch (e) {
     await image.close().catch(() => undefined)
