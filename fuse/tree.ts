@@ -8,6 +8,7 @@
 import { allocatedBytes, type View } from './view.js'
 import { ReadOnlyView } from './views/read-only.js'
 import { WindowView } from './views/window.js'
+import { ReadAheadView } from './views/read-ahead.js'
 import { scanPartitions, type Partition } from './partitions/index.js'
 
 export interface FileNode {
@@ -57,8 +58,8 @@ export class MountTree {
   private generation = 0
 
   constructor (private readonly src: TreeSources) {
-    this.disk = { kind: 'file', view: src.disk, mtime: src.diskTime, blockSize: src.blockSize }
-    this.layers = src.layers.map(l => ({ kind: 'file', view: new ReadOnlyView(l.view), mtime: l.time, blockSize: src.blockSize }))
+    this.disk = { kind: 'file', view: new ReadAheadView(src.disk), mtime: src.diskTime, blockSize: src.blockSize }
+    this.layers = src.layers.map(l => ({ kind: 'file', view: new ReadAheadView(new ReadOnlyView(l.view)), mtime: l.time, blockSize: src.blockSize }))
     for (const s of src.snapshots) if (!this.snapshots.has(s.name)) this.snapshots.set(s.name, { source: s })
   }
 
@@ -95,7 +96,7 @@ export class MountTree {
     const entry = this.snapshots.get(name)
     if (!entry) return undefined
     if (!entry.node) {
-      entry.node = entry.source.open().then(v => ({ kind: 'file', view: new ReadOnlyView(v), mtime: entry.source.date, blockSize: this.src.blockSize }) as FileNode)
+      entry.node = entry.source.open().then(v => ({ kind: 'file', view: new ReadAheadView(new ReadOnlyView(v)), mtime: entry.source.date, blockSize: this.src.blockSize }) as FileNode)
       entry.node.catch(() => { entry.node = undefined }) // a failed open may be retried
     }
     return entry.node
@@ -104,7 +105,7 @@ export class MountTree {
   /** partitions of disk.raw, each a window of it (so as writable as it is) */
   partitions (): Promise<Map<number, FileNode>> {
     if (!this.partitionList) {
-      const disk = this.src.disk
+      const disk = this.disk.view
       const list = scanPartitions(async (offset, length) => {
         const buf = Buffer.alloc(length)
         const inside = Math.max(0, Math.min(length, disk.size - offset))

@@ -10,6 +10,8 @@ export interface ViewStatus {
   length: number
   /** 'data' that is known to read as zeros (a hole in the host file) */
   zero?: boolean
+  /** where plain data lives in its host file; absent for compressed or encrypted data */
+  hostOffset?: number
 }
 
 export interface View {

@@ -1,0 +1,69 @@
+// Read-ahead for data that is expensive to produce: when a file is read
+// sequentially, the clusters just ahead that are compressed or encrypted
+// (data with no plain host offset) are read in the background, so they are
+// decompressed/decrypted in parallel on the libuv pool and waiting in the
+// shared cluster cache when the reader gets there. Plain data is left to the
+// kernel's page cache.
+import type { View, ViewStatus } from '../view.js'
+
+/** how far ahead of a sequential reader to prepare */
+export const READ_AHEAD_BYTES = 2 << 20
+/** background reads in flight at once, each up to CHUNK bytes */
+const MAX_IN_FLIGHT = 4
+const CHUNK = 256 << 10
+
+export class ReadAheadView implements View {
+  private lastEnd = -1
+  /** everything below this offset has been prefetched (or judged not worth it) */
+  private aheadTo = 0
+  private inFlight = 0
+
+  constructor (private readonly inner: View) {}
+
+  get size (): number { return this.inner.size }
+  get readOnly (): boolean { return this.inner.readOnly }
+
+  async read (buf: Buffer, offset: number): Promise<void> {
+    // the kernel's own read-ahead may reorder requests a little: near the last end counts as sequential
+    const sequential = this.lastEnd >= 0 && Math.abs(offset - this.lastEnd) <= 2 * CHUNK
+    this.lastEnd = offset + buf.length
+    if (sequential) this.prefetch(this.lastEnd)
+    else this.aheadTo = this.lastEnd
+    await this.inner.read(buf, offset)
+  }
+
+  private prefetch (from: number): void {
+    const limit = Math.min(from + READ_AHEAD_BYTES, this.size)
+    if (this.aheadTo < from) this.aheadTo = from
+    while (this.inFlight < MAX_IN_FLIGHT && this.aheadTo < limit) {
+      const start = this.aheadTo
+      const len = Math.min(CHUNK, limit - start)
+      this.aheadTo += len
+      this.inFlight++
+      this.prepare(start, len)
+        .catch(() => undefined) // a real read of the range will report the error
+        .finally(() => {
+          this.inFlight--
+          if (this.lastEnd >= 0) this.prefetch(this.lastEnd)
+        })
+    }
+  }
+
+  /** read the costly extents of [start, start+len) into a scratch buffer: their clusters land in the cache */
+  private async prepare (start: number, len: number): Promise<void> {
+    const end = start + len
+    let pos = start
+    while (pos < end) {
+      const st = await this.inner.blockStatus(pos, end - pos)
+      const n = Math.max(1, Math.min(st.length, end - pos))
+      if (st.kind === 'data' && st.hostOffset === undefined) await this.inner.read(Buffer.allocUnsafe(n), pos)
+      pos += n
+    }
+  }
+
+  write (buf: Buffer, offset: number): Promise<void> { return this.inner.write(buf, offset) }
+  writeZeroes (offset: number, length: number, opts?: { unmap?: boolean }): Promise<void> { return this.inner.writeZeroes(offset, length, opts) }
+  discard (offset: number, length: number): Promise<void> { return this.inner.discard(offset, length) }
+  blockStatus (offset: number, length: number): Promise<ViewStatus> { return this.inner.blockStatus(offset, length) }
+  flush (): Promise<void> { return this.inner.flush() }
+}
