@@ -19,7 +19,7 @@ export interface FileNode {
   /** preferred I/O size for st_blksize */
   blockSize: number
   /** allocated bytes, computed on demand and cached until the next write */
-  allocated?: { generation: number, bytes: Promise<number> }
+  allocated?: { generation: number, bytes: Promise<number>, at: number }
 }
 
 export interface DirNode { kind: 'dir', entries(): Promise<string[]> }
@@ -42,6 +42,7 @@ export interface TreeSources {
 }
 
 const DIRS = ['snapshots', 'layers', 'partitions']
+const RECOUNT_INTERVAL_MS = 1000
 
 /** A snapshot name that can be a file name; others are shown by id. */
 export function snapshotFileName (name: string, id: string): string {
@@ -121,14 +122,21 @@ export class MountTree {
     return this.partitionList
   }
 
-  /** bytes allocated in a file's view (st_blocks), recounted after writes */
+  /**
+   * Bytes allocated in a file's view (st_blocks), recounted after writes,
+   * but at most once a second while writes go on (the count walks the
+   * image's metadata; the kernel caches attributes for a second anyway).
+   */
   allocated (node: FileNode): Promise<number> {
     const gen = this.generation
-    if (!node.allocated || node.allocated.generation !== gen) {
+    const now = Date.now()
+    const cached = node.allocated
+    if (!cached || (cached.generation !== gen && now - cached.at >= RECOUNT_INTERVAL_MS)) {
       const bytes = allocatedBytes(node.view)
-      node.allocated = { generation: gen, bytes }
+      node.allocated = { generation: gen, bytes, at: now }
       bytes.catch(() => { if (node.allocated?.bytes === bytes) node.allocated = undefined })
+      return bytes
     }
-    return node.allocated.bytes
+    return cached.bytes
   }
 }
