@@ -13,21 +13,18 @@ import { resolveRelative } from '../src/block/paths.js'
 import { SecretStore } from '../src/block/secrets.js'
 import type { ClusterCache } from '../src/block/cache.js'
 import type { Image } from '../src/block/types.js'
+import { realOrResolved } from './runtime.js'
 
 export interface OverlayCaches { clusterCache: ClusterCache, metadataCache: ClusterCache }
-
-function realOrSelf (name: string): string {
-  try { return fs.realpathSync(name) } catch { return path.resolve(name) }
-}
 
 async function createOverlay (file: string, base: Image, warn: (m: string) => void): Promise<void> {
   const driver = await findFormat('qcow2')!.load()
   if (!driver.create) {
-    throw new BlockError(`Cannot create overlay '${file}': qcow2 creation is not available in this build (create it with 'qemu-img create -f qcow2 -b ${realOrSelf(base.filename)} -F ${base.format} ${file}')`, 'ENOTSUP')
+    throw new BlockError(`Cannot create overlay '${file}': qcow2 creation is not available in this build (create it with 'qemu-img create -f qcow2 -b ${realOrResolved(base.filename)} -F ${base.format} ${file}')`, 'ENOTSUP')
   }
   await driver.create(file, {
     size: String(base.size),
-    backing_file: realOrSelf(base.filename),
+    backing_file: realOrResolved(base.filename),
     backing_fmt: base.format,
   }, { secrets: new SecretStore(), warn })
 }
@@ -35,7 +32,7 @@ async function createOverlay (file: string, base: Image, warn: (m: string) => vo
 /** Open (creating if missing) the overlay `file` on top of `base`. */
 export async function openOverlay (file: string, base: Image, caches: OverlayCaches, warn: (m: string) => void): Promise<Image> {
   const abs = path.resolve(file)
-  if (realOrSelf(abs) === realOrSelf(base.filename)) throw new BlockError(`Overlay '${file}' is the image itself`, 'EINVAL')
+  if (realOrResolved(abs) === realOrResolved(base.filename)) throw new BlockError(`Overlay '${file}' is the image itself`, 'EINVAL')
   if (!fs.existsSync(abs)) await createOverlay(abs, base, warn)
   let overlay: Image
   try {
@@ -44,8 +41,8 @@ export async function openOverlay (file: string, base: Image, caches: OverlayCac
     if (e instanceof BlockError) throw new BlockError(`Could not open overlay '${file}': ${e.message}`, e.errno)
     throw e
   }
-  const backing = overlay.backingName ? realOrSelf(resolveRelative(abs, overlay.backingName)) : undefined
-  if (backing !== realOrSelf(base.filename)) {
+  const backing = overlay.backingName ? realOrResolved(resolveRelative(abs, overlay.backingName)) : undefined
+  if (backing !== realOrResolved(base.filename)) {
     await overlay.close()
     const what = overlay.backingName ? `backed by '${overlay.backingName}'` : 'not backed by any file'
     throw new BlockError(`Overlay '${file}' is ${what}, not by '${base.filename}'`, 'EINVAL')

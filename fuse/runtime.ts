@@ -57,6 +57,11 @@ export function mountPointPath (name: string): string {
   return path.join(parent, path.basename(abs))
 }
 
+/** realpath when the file exists, else the name as absolute as it gets */
+export function realOrResolved (name: string): string {
+  try { return fs.realpathSync(name) } catch { return path.resolve(name) }
+}
+
 /** Check a mount point before mounting; returns its resolved path. */
 export function checkMountPoint (name: string): string {
   const abs = mountPointPath(name)

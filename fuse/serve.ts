@@ -11,7 +11,7 @@ import { ReadOnlyView } from './views/read-only.js'
 import { MountTree, snapshotFileName, type SnapshotSource } from './tree.js'
 import { fuseOperations, type FuseOperations } from './server.js'
 import { openOverlay } from './overlay.js'
-import { FS_TYPE, findMount, fusermount, loadFuse } from './runtime.js'
+import { FS_TYPE, findMount, fusermount, loadFuse, realOrResolved } from './runtime.js'
 
 export interface ServeOptions {
   /** the opened image with its backing chain (writable only for --writable) */
@@ -26,10 +26,6 @@ export interface ServeOptions {
   warn: (message: string) => void
   /** unexpected failures while serving (EIO to the caller) */
   onError?: (message: string) => void
-}
-
-function realOrSelf (name: string): string {
-  try { return fs.realpathSync(name) } catch { return name }
 }
 
 function fileTime (name: string): Date {
@@ -120,7 +116,7 @@ export class MountServer {
       // option: they ride along in fsname, which fuse-native passes in -o
       const extra = ['big_writes', ...(readOnly ? ['ro'] : [])]
       const fuse = new Fuse(o.mountPoint, ops.ops, {
-        fsname: [sourceLabel(realOrSelf(image.filename)), ...extra].join(','),
+        fsname: [sourceLabel(realOrResolved(image.filename)), ...extra].join(','),
         subtype: 'qimg',
         autoUnmount: true,
         allowOther: o.allowOther ?? false,
