@@ -112,6 +112,6 @@ export default class Mount extends QemuCommand {
     await done
     // fuse-native keeps a libuv handle referenced even after the unmount:
     // everything is flushed and closed, so leave explicitly
-    process.exit(0)
+    process.exit(process.exitCode ?? 0)
   }
 }

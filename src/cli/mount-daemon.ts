@@ -26,7 +26,7 @@ process.once('message', (msg: { type: string, request: MountRequest }) => {
     send({ type: 'ready' })
     if (orphaned || !process.connected) process.kill(process.pid, 'SIGTERM')
     await done
-    process.exit(0)
+    process.exit(process.exitCode ?? 0)
   }, (e: Error) => {
     log(e.message)
     if (!process.connected) process.exit(1)

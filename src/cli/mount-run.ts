@@ -69,12 +69,19 @@ export async function runMount (req: MountRequest, hooks: MountHooks): Promise<{
   }
   writePidFile(req.mountPoint)
   const done = new Promise<void>(resolve => {
+    // stopping is idempotent: a second signal while flushing must not kill us halfway
     const stop = (): void => {
       server.stop()
         .catch(e => hooks.log(`stopping: ${(e as Error).message}`))
         .finally(() => { removePidFile(req.mountPoint); resolve() })
     }
-    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, stop)
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, stop)
+    // a bug must not lose what was written: log it, then flush and close as on SIGTERM
+    process.on('uncaughtException', e => {
+      hooks.log(`internal error: ${e.stack ?? e.message}`)
+      process.exitCode = 1
+      stop()
+    })
   })
   return { done }
 }
