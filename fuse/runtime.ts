@@ -143,9 +143,24 @@ export function processStartTime (pid: number): string | undefined {
   }
 }
 
+/** Pid files of servers that were killed (SIGKILL leaves them behind). */
+function sweepStalePidFiles (dir: string): void {
+  let names: string[]
+  try { names = fs.readdirSync(dir) } catch { return }
+  for (const name of names) {
+    if (!name.endsWith('.pid')) continue
+    const file = path.join(dir, name)
+    try {
+      const [pid, start] = fs.readFileSync(file, 'utf8').split('\n')[0].split(' ')
+      if (processStartTime(Number(pid)) !== start) fs.unlinkSync(file)
+    } catch { /* raced with its owner: leave it */ }
+  }
+}
+
 export function writePidFile (mountPoint: string): string {
   const file = pidFilePath(mountPoint)
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  sweepStalePidFiles(path.dirname(file))
   fs.writeFileSync(file, `${process.pid} ${processStartTime(process.pid) ?? ''}\n${mountPoint}\n`)
   return file
 }

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process'
 import { qemuImgOk, qemuIoOk } from './helpers/run.js'
 import { isMounted, mountDir, mountImage, QIMG_RUN, qimgCli, serverPid, sh, waitFor } from './helpers/mount.js'
 import { Qcow2Image, qcow2Driver } from '../src/formats/qcow2/driver.js'
+import { pidFilePath } from '../fuse/runtime.js'
 
 /** qcow2 writes are another part of qimg; until they exist the overlay cases cannot run */
 const qcow2Writes = Object.prototype.hasOwnProperty.call(Qcow2Image.prototype, 'write')
@@ -173,7 +174,9 @@ t.test('a SIGKILLed server leaves no stale mount and a consistent overlay', asyn
     fs.closeSync(fd)
     t.ok(back.equals(synced), 'fsync\'d data survived the kill')
   }
-  // and it mounts again
+  // and it mounts again; the killed server's pid file is swept away then
+  t.ok(fs.existsSync(pidFilePath(mp)), 'a killed server leaves its pid file')
   const mp2 = mountImage(t, args)
   t.ok(isMounted(mp2))
+  t.notOk(fs.existsSync(pidFilePath(mp)), 'the next mount sweeps it')
 })
