@@ -36,8 +36,9 @@ export function renderInfoHuman (info: ImageInfo): string {
   const vsize = info['virtual-size'] as number
   s += `virtual size: ${sizeToStr(vsize)} (${vsize} bytes)\n`
   s += info['actual-size'] !== undefined ? `disk size: ${sizeToStr(info['actual-size'] as number)}\n` : 'disk size: unavailable\n'
-  if (info['cluster-size'] !== undefined) s += `cluster_size: ${info['cluster-size']}\n`
+  // qemu prints "encrypted" before the cluster size
   if (info.encrypted) s += 'encrypted: yes\n'
+  if (info['cluster-size'] !== undefined) s += `cluster_size: ${info['cluster-size']}\n`
   if (info['dirty-flag']) s += 'cleanly shut down: no\n'
   if (info['backing-filename'] !== undefined) {
     s += `backing file: ${info['backing-filename']}`

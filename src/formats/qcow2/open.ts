@@ -212,6 +212,10 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
       if (e instanceof BlockError) fail(`Could not read L1 table: ${e.message}`, e.errno)
       throw e
     }
+  } else if (ctx.options['encrypt.format'] !== undefined) {
+    if (dataStore !== store) await dataStore.close().catch(() => undefined)
+    const { checkUnencryptedOptions } = await import('../../crypto/qcow2-crypto.js')
+    checkUnencryptedOptions(ctx.options)
   }
 
   if (header.cryptMethod > CRYPT_LUKS) fail(`Unsupported encryption method ${header.cryptMethod | 0}`) // printed with %d
