@@ -12,12 +12,14 @@
 import { BlockError } from '../cli/errors.js'
 import type { ByteStore } from '../io/byte-store.js'
 import type { OpenContext } from '../block/types.js'
+import type { SecretStore } from '../block/secrets.js'
 import type { ClusterCrypto } from '../formats/qcow2/crypto-api.js'
 import { CRYPT_AES, type Qcow2Header } from '../formats/qcow2/header.js'
 import { legacyAesCipher } from './aes-legacy.js'
 import type { SectorCipher } from './sector-cipher.js'
 import { LuksVolume, regionIO } from './luks/volume.js'
 import type { InfoObject } from './luks/info.js'
+import { amendLuks, parseLuksAmendOptions } from './luks/amend.js'
 
 const OPEN_OPTIONS = new Set(['format', 'key-secret'])
 
@@ -47,7 +49,9 @@ function secretFor (opts: Record<string, string>, ctx: OpenContext): Buffer {
   }
 }
 
-class Qcow2Crypto implements ClusterCrypto {
+export class Qcow2Crypto implements ClusterCrypto {
+  readonly sectorSize = 512
+
   constructor (
     readonly format: 'aes' | 'luks',
     private readonly cipher: SectorCipher | undefined,
@@ -57,9 +61,11 @@ class Qcow2Crypto implements ClusterCrypto {
 
   get canIO (): boolean { return this.cipher !== undefined }
   get physicalIV (): boolean { return this.format === 'luks' }
-  readonly sectorSize = 512
 
-  info (): InfoObject { return { format: this.format, ...this.details } }
+  info (): InfoObject {
+    // a LUKS header changed by amend shows its new slots
+    return { format: this.format, ...(this.luks ? this.luks.info() : this.details) }
+  }
 
   private need (): SectorCipher {
     if (!this.cipher) throw new BlockError('Encrypted image was opened without its key', 'EACCES')
@@ -67,11 +73,17 @@ class Qcow2Crypto implements ClusterCrypto {
   }
 
   decrypt (buf: Buffer, sectorOffset: number): void {
-    this.need().decrypt(buf, sectorOffset / 512)
+    this.need().decrypt(buf, sectorOffset / this.sectorSize)
   }
 
   encrypt (buf: Buffer, sectorOffset: number): void {
-    this.need().encrypt(buf, sectorOffset / 512)
+    this.need().encrypt(buf, sectorOffset / this.sectorSize)
+  }
+
+  async amend (values: Record<string, string>, secrets: SecretStore, force: boolean): Promise<void> {
+    if (!this.luks) throw new BlockError('Only LUKS encryption options can be amended', 'ENOTSUP')
+    const o = parseLuksAmendOptions(values, secrets, 'encrypt.')
+    await amendLuks(this.luks, o, force)
   }
 }
 
@@ -93,4 +105,15 @@ export async function openQcow2Crypto (h: Qcow2Header, store: ByteStore, ctx: Op
   const vol = await LuksVolume.open(regionIO((b, o) => store.read(b, o), area.offset, area.length, (b, o) => store.write(b, o)))
   if (!ctx.noIO) await vol.unlock(secretFor(opts, ctx))
   return new Qcow2Crypto('luks', vol.cipher, vol.info(), vol)
+}
+
+/**
+ * `qemu-img amend -o encrypt.*` on a qcow2 image: `crypto` is the opened
+ * image's layer (null when unencrypted); `values` are the encrypt.* options
+ * without the prefix.
+ */
+export async function amendQcow2Encryption (crypto: ClusterCrypto | null, values: Record<string, string>, secrets: SecretStore, force: boolean): Promise<void> {
+  if (!crypto) throw new BlockError('Can\'t amend encryption options - encryption not present', 'EINVAL')
+  if (!crypto.amend) throw new BlockError('Only LUKS encryption options can be amended', 'ENOTSUP')
+  await crypto.amend(values, secrets, force)
 }
