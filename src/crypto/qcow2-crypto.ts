@@ -101,7 +101,8 @@ export async function openQcow2Crypto (h: Qcow2Header, store: ByteStore, ctx: Op
     return new Qcow2Crypto('aes', cipher, {})
   }
   const area = h.cryptoHeader
-  if (!area) throw new BlockError('No encryption header extension found', 'EINVAL') // TODO: qemu's wording
+  // (qemu 7.2's info crashes here; opening for I/O gives this message)
+  if (!area) throw new BlockError('Missing CRYPTO header for crypt method 2', 'EINVAL')
   const vol = await LuksVolume.open(regionIO((b, o) => store.read(b, o), area.offset, area.length, (b, o) => store.write(b, o)))
   if (!ctx.noIO) await vol.unlock(secretFor(opts, ctx))
   return new Qcow2Crypto('luks', vol.cipher, vol.info(), vol)

@@ -60,7 +60,7 @@ export function regionIO (
 ): LuksIO {
   const inside = (offset: number, len: number): void => {
     if (offset < 0 || len < 0 || offset + len > length) {
-      throw new BlockError(`LUKS header access at ${offset}+${len} is outside the ${length} byte header area`, 'EINVAL')
+      throw new BlockError('Request for data outside of extension header', 'EINVAL')
     }
   }
   return {

@@ -139,6 +139,9 @@ function parseExtensions (first: Buffer, h: Qcow2Header): void {
   if (crypto !== undefined) {
     if (h.cryptMethod !== CRYPT_LUKS) fail('CRYPTO header extension only expected with LUKS encryption method')
     if (crypto.data.length !== 16) fail(`CRYPTO header extension size ${crypto.data.length}, but expected size 16`)
+    const offset = h.cryptoHeader!.offset
+    const clusterSize = 2 ** h.clusterBits
+    if (offset % clusterSize !== 0) fail(`Encryption header offset '${offset}' is not a multiple of cluster size '${clusterSize}'`)
   }
 }
 
