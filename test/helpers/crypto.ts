@@ -79,7 +79,7 @@ export async function qimgOpenError (file: string, password: string | undefined,
 
 /** qemu-img's "Could not open 'X': reason" reduced to the reason. */
 export function openReason (stderr: string): string {
-  return stderr.trim().replace(/^qemu-img: Could not open '.*?': /s, '')
+  return stderr.replace(/\n$/, '').replace(/^qemu-img: Could not open '.*?': /s, '')
 }
 
 /** Host offset of the cluster holding guest offset `guest` in a qcow2 file (0 if unallocated). */
