@@ -51,6 +51,10 @@ export function validateSpec (spec: SectorCipherSpec): void {
 
 const LITTLE_ENDIAN = endianness() === 'LE'
 
+function bswap32 (x: number): number {
+  return (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0
+}
+
 /** A Buffer over fresh 4-byte-aligned memory (Uint32Array views need it). */
 function alignedBuffer (n: number): Buffer {
   return Buffer.from(new Uint32Array(Math.ceil(n / 4)).buffer, 0, n)
@@ -142,38 +146,50 @@ export class SectorCipher {
   /**
    * CBC encryption is sequential within a sector but sectors are
    * independent: run the sectors side by side, one ECB call per block
-   * position ("lane") across all of them.
+   * position ("lane") across all of them. XOR and copies go word-wise
+   * (endian-neutral) over an aligned view of the data.
    */
   private cbcEncrypt (buf: Buffer, sector: number, n: number): void {
-    const bs = this.bs
-    const ss = this.sectorSize
-    const lane = this.ivs(sector, n) // holds the chaining value of each sector
-    for (let b = 0; b < ss / bs; b++) {
-      for (let i = 0; i < n; i++) {
-        const p = i * ss + b * bs
-        for (let k = 0; k < bs; k++) lane[i * bs + k] ^= buf[p + k]
+    const aligned = (buf.byteOffset & 3) === 0 ? buf : alignedBuffer(buf.length)
+    if (aligned !== buf) buf.copy(aligned)
+    const bw = this.bs >>> 2
+    const sw = this.sectorSize >>> 2
+    const data = new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.length >>> 2)
+    const laneBuf = this.ivs(sector, n) // holds the chaining value of each sector
+    const lane = new Uint32Array(laneBuf.buffer, laneBuf.byteOffset, laneBuf.length >>> 2)
+    for (let b = 0; b < sw; b += bw) {
+      for (let i = 0, l = 0; i < n; i++, l += bw) {
+        const p = i * sw + b
+        for (let k = 0; k < bw; k++) lane[l + k] ^= data[p + k]
       }
-      this.data.encrypt(lane)
-      for (let i = 0; i < n; i++) lane.copy(buf, i * ss + b * bs, i * bs, i * bs + bs)
+      this.data.encrypt(laneBuf)
+      for (let i = 0, l = 0; i < n; i++, l += bw) {
+        const p = i * sw + b
+        for (let k = 0; k < bw; k++) data[p + k] = lane[l + k]
+      }
     }
+    if (aligned !== buf) aligned.copy(buf)
   }
 
   /** CTR: keystream = E(IV + j) for block j of the sector, the counter big-endian over the block. */
   private ctr (buf: Buffer, sector: number, n: number): void {
     const bs = this.bs
-    const ss = this.sectorSize
-    const per = ss / bs
+    const per = this.sectorSize / bs
+    const words = bs >>> 2
     const ivs = this.ivs(sector, n)
     const stream = alignedBuffer(buf.length)
+    const out = new Uint32Array(stream.buffer, stream.byteOffset, stream.length >>> 2)
+    // counter words, most significant first, as numbers; stored in memory order
+    const w = new Array<number>(words)
+    const store = LITTLE_ENDIAN ? bswap32 : (x: number) => x
+    let o = 0
     for (let i = 0; i < n; i++) {
-      const base = i * ss
-      ivs.copy(stream, base, i * bs, i * bs + bs)
-      for (let b = 1; b < per; b++) {
-        const p = base + b * bs
-        stream.copy(stream, p, p - bs, p)
-        for (let k = bs - 1; k >= 0; k--) { // +1, big-endian
-          stream[p + k] = (stream[p + k] + 1) & 0xff
-          if (stream[p + k] !== 0) break
+      for (let k = 0; k < words; k++) w[k] = ivs.readUInt32BE(i * bs + k * 4)
+      for (let b = 0; b < per; b++) {
+        for (let k = 0; k < words; k++) out[o++] = store(w[k])
+        for (let k = words - 1; k >= 0; k--) { // +1, carrying leftwards
+          w[k] = (w[k] + 1) >>> 0
+          if (w[k] !== 0) break
         }
       }
     }
@@ -183,45 +199,63 @@ export class SectorCipher {
 
   /** XTS without ciphertext stealing (sectors are whole blocks). */
   private xts (buf: Buffer, sector: number, n: number, encrypt: boolean): void {
-    const ss = this.sectorSize
     const t0 = this.ivs(sector, n)
     this.tweak!.encrypt(t0)
-    const tw = alignedBuffer(buf.length)
-    const per = ss / 16
-    if (LITTLE_ENDIAN) {
-      const w = new Uint32Array(tw.buffer, tw.byteOffset, tw.length >>> 2)
-      const w0 = new Uint32Array(t0.buffer, t0.byteOffset, t0.length >>> 2)
-      for (let i = 0; i < n; i++) {
-        let a = w0[i * 4]; let b = w0[i * 4 + 1]; let c = w0[i * 4 + 2]; let d = w0[i * 4 + 3]
-        let p = i * per * 4
-        for (let j = 0; j < per; j++, p += 4) {
-          w[p] = a; w[p + 1] = b; w[p + 2] = c; w[p + 3] = d
-          // multiply by x in GF(2^128), little-endian
-          const carry = d >>> 31
-          d = ((d << 1) | (c >>> 31)) >>> 0
-          c = ((c << 1) | (b >>> 31)) >>> 0
-          b = ((b << 1) | (a >>> 31)) >>> 0
-          a = ((a << 1) ^ (carry * 0x87)) >>> 0
-        }
-      }
-    } else {
-      for (let i = 0; i < n; i++) {
-        let a = t0.readUInt32LE(i * 16); let b = t0.readUInt32LE(i * 16 + 4)
-        let c = t0.readUInt32LE(i * 16 + 8); let d = t0.readUInt32LE(i * 16 + 12)
-        for (let j = 0; j < per; j++) {
-          const p = i * ss + j * 16
-          tw.writeUInt32LE(a, p); tw.writeUInt32LE(b, p + 4); tw.writeUInt32LE(c, p + 8); tw.writeUInt32LE(d, p + 12)
-          const carry = d >>> 31
-          d = ((d << 1) | (c >>> 31)) >>> 0
-          c = ((c << 1) | (b >>> 31)) >>> 0
-          b = ((b << 1) | (a >>> 31)) >>> 0
-          a = ((a << 1) ^ (carry * 0x87)) >>> 0
-        }
-      }
+    const per = this.sectorSize / 16
+    if (!LITTLE_ENDIAN) {
+      const tw = tweakBuffer(t0, n, per)
+      xorInto(buf, tw)
+      if (encrypt) this.data.encrypt(buf)
+      else this.data.decrypt(buf)
+      xorInto(buf, tw)
+      return
     }
-    xorInto(buf, tw)
-    if (encrypt) this.data.encrypt(buf)
-    else this.data.decrypt(buf)
-    xorInto(buf, tw)
+    // little-endian host: the tweak words are the Uint32Array words; XOR them
+    // in while generating them (no tweak buffer), before and after the cipher
+    const aligned = (buf.byteOffset & 3) === 0 ? buf : alignedBuffer(buf.length)
+    if (aligned !== buf) buf.copy(aligned)
+    const data = new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.length >>> 2)
+    const first = new Uint32Array(t0.buffer, t0.byteOffset, t0.length >>> 2)
+    xorTweaks(data, first, n, per)
+    if (encrypt) this.data.encrypt(aligned)
+    else this.data.decrypt(aligned)
+    xorTweaks(data, first, n, per)
+    if (aligned !== buf) aligned.copy(buf)
   }
+}
+
+/** data ^= the XTS tweaks of n sectors of `per` blocks, from each sector's first tweak (LE words). */
+function xorTweaks (data: Uint32Array, first: Uint32Array, n: number, per: number): void {
+  let p = 0
+  for (let i = 0; i < n; i++) {
+    let a = first[i * 4]; let b = first[i * 4 + 1]; let c = first[i * 4 + 2]; let d = first[i * 4 + 3]
+    for (let j = 0; j < per; j++, p += 4) {
+      data[p] ^= a; data[p + 1] ^= b; data[p + 2] ^= c; data[p + 3] ^= d
+      // multiply by x in GF(2^128), little-endian
+      const carry = d >>> 31
+      d = ((d << 1) | (c >>> 31)) >>> 0
+      c = ((c << 1) | (b >>> 31)) >>> 0
+      b = ((b << 1) | (a >>> 31)) >>> 0
+      a = ((a << 1) ^ (carry * 0x87)) >>> 0
+    }
+  }
+}
+
+/** The XTS tweaks of n sectors as bytes (any host byte order). */
+function tweakBuffer (t0: Buffer, n: number, per: number): Buffer {
+  const tw = Buffer.alloc(n * per * 16)
+  for (let i = 0; i < n; i++) {
+    let a = t0.readUInt32LE(i * 16); let b = t0.readUInt32LE(i * 16 + 4)
+    let c = t0.readUInt32LE(i * 16 + 8); let d = t0.readUInt32LE(i * 16 + 12)
+    for (let j = 0; j < per; j++) {
+      const p = (i * per + j) * 16
+      tw.writeUInt32LE(a, p); tw.writeUInt32LE(b, p + 4); tw.writeUInt32LE(c, p + 8); tw.writeUInt32LE(d, p + 12)
+      const carry = d >>> 31
+      d = ((d << 1) | (c >>> 31)) >>> 0
+      c = ((c << 1) | (b >>> 31)) >>> 0
+      b = ((b << 1) | (a >>> 31)) >>> 0
+      a = ((a << 1) ^ (carry * 0x87)) >>> 0
+    }
+  }
+  return tw
 }
