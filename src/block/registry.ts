@@ -4,6 +4,7 @@
 import type { BlockDriver } from './types.js'
 import { probeRaw } from '../formats/raw/probe.js'
 import { probeQcow2 } from '../formats/qcow2/probe.js'
+import { probeLuks } from '../formats/luks/probe.js'
 
 export interface FormatEntry {
   readonly name: string
@@ -17,6 +18,7 @@ export interface FormatEntry {
 export const FORMATS: readonly FormatEntry[] = [
   { name: 'raw', probe: probeRaw, load: async () => (await import('../formats/raw/driver.js')).rawDriver },
   { name: 'qcow2', probe: probeQcow2, load: async () => (await import('../formats/qcow2/driver.js')).qcow2Driver },
+  { name: 'luks', probe: probeLuks, load: async () => (await import('../formats/luks/driver.js')).luksDriver },
 ]
 
 export function findFormat (name: string): FormatEntry | undefined {
