@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto'
 import { BlockError } from '../../cli/errors.js'
 import type { SecretStore } from '../../block/secrets.js'
+import type { CreateOptionSpec } from '../../block/types.js'
 import { LUKS_NUM_SLOTS, LUKS_SALT_LEN, LUKS_SECTOR, LUKS_SLOT_DISABLED, LUKS_SLOT_ENABLED, encodeLuksHeader, keyMaterialBytes } from './header.js'
 import { DEFAULT_ITER_TIME, makeKeySlot, parseOptNumber } from './create.js'
 import { tryKeySlot } from './unlock.js'
@@ -28,8 +29,14 @@ function fail (message: string): never {
   throw new BlockError(message, 'EINVAL')
 }
 
-/** The amend options qemu accepts (without prefix), in `-o help` order. */
-export const LUKS_AMEND_OPTIONS = ['state', 'keyslot', 'old-secret', 'new-secret', 'iter-time']
+/** The amend options of the luks format, with qemu-img's `-o help` texts, in its order. */
+export const LUKS_AMEND_OPTIONS: CreateOptionSpec[] = [
+  { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' },
+  { name: 'keyslot', type: 'number', help: 'Select a single keyslot to modify explicitly' },
+  { name: 'new-secret', type: 'string', help: 'New secret to set in the matching keyslots. Empty string to erase' },
+  { name: 'old-secret', type: 'string', help: 'Select all keyslots that match this password' },
+  { name: 'state', type: 'string', help: 'Select new state of affected keyslots (active/inactive)' },
+]
 
 /**
  * Parse amend option values (without their "encrypt." prefix); `prefix` is
