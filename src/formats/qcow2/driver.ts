@@ -232,17 +232,18 @@ export class Qcow2Image extends ImageBase {
       cluster.copy(buf, 0, inCluster, inCluster + buf.length)
       return
     }
-    // encrypted plain data: decrypt the whole cluster once and cache it
+    // encrypted data: decrypt just the sectors the request covers. Not cached:
+    // writes re-encrypt clusters in place and a cache of plaintext would go stale.
     const crypto = this.shared.crypto!
     const host = standardHost(hi, lo, this.entryContext.dataFile) ?? 0
-    // negative keys: decrypted clusters never collide with compressed clusters (keyed by their offset)
-    const cached = await this.shared.clusterCache.get(this.shared.owner, -1 - host, async () => {
-      const data = Buffer.allocUnsafe(g.clusterSize)
-      await this.shared.dataStore.read(data, host)
-      crypto.decrypt(data, crypto.physicalIV ? host : offset - inCluster)
-      return data
-    })
-    cached.copy(buf, 0, inCluster, inCluster + buf.length)
+    const ss = crypto.sectorSize
+    const a = inCluster - (inCluster % ss)
+    const b = Math.min(Math.ceil((inCluster + buf.length) / ss) * ss, g.clusterSize)
+    const whole = a === inCluster && b === inCluster + buf.length
+    const data = whole ? buf : Buffer.allocUnsafe(b - a)
+    await this.shared.dataStore.read(data, host + a)
+    crypto.decrypt(data, crypto.physicalIV ? host + a : offset - inCluster + a)
+    if (!whole) data.copy(buf, 0, inCluster - a, inCluster - a + buf.length)
   }
 
   override async details (): Promise<ImageDetails> {

@@ -215,10 +215,6 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
       if (e instanceof BlockError) fail(`Could not read L1 table: ${e.message}`, e.errno)
       throw e
     }
-  } else if (ctx.options['encrypt.format'] !== undefined) {
-    if (dataStore !== store) await dataStore.close().catch(() => undefined)
-    const { checkUnencryptedOptions } = await import('../../crypto/qcow2-crypto.js')
-    checkUnencryptedOptions(ctx.options)
   }
 
   if (header.cryptMethod > CRYPT_LUKS) fail(`Unsupported encryption method ${header.cryptMethod | 0}`) // printed with %d
@@ -253,6 +249,9 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
     if (header.cryptMethod !== CRYPT_NONE) {
       const { openQcow2Crypto } = await import('../../crypto/qcow2-crypto.js')
       crypto = await openQcow2Crypto(header, store, ctx)
+    } else if (ctx.options['encrypt.format'] !== undefined) {
+      const { checkUnencryptedOptions } = await import('../../crypto/qcow2-crypto.js')
+      checkUnencryptedOptions(ctx.options)
     }
     // the block layer's view: whole sectors, at most INT64_MAX bytes
     if (raw.size / 512n * 512n > INT64_MAX) fail('Could not refresh total sector count: File too large', 'EFBIG')
