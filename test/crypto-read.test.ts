@@ -53,8 +53,8 @@ t.test('a LUKS qcow2 with a backing file and an external data file', async t => 
   const top = path.join(dir, 'top.qcow2')
   qemuImgRetryOk(['create', '-q', '-f', 'qcow2', '--object', 'secret,id=sec0,data=pw', '-o',
     `encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10,data_file=${path.join(dir, 'top.data')},backing_file=base.qcow2,backing_fmt=qcow2`, top, '1M'])
-  // not guest cluster 0: its data-file entry has host offset 0, which the qcow2 reader does not handle yet
-  qemuIoSecret(top, 'pw', ['write -P 0x55 69632 8192', 'write -P 0x66 700000 70000'])
+  // guest cluster 0 lives at host offset 0 of the data file
+  qemuIoSecret(top, 'pw', ['write -P 0x55 4096 8192', 'write -P 0x66 700000 70000'])
   const want = qemuRaw(top, 'pw', path.join(dir, 'top.raw'))
   t.ok((await qimgRaw(top, 'pw')).equals(want), 'data file clusters decrypt with their host offsets')
 })
