@@ -1,6 +1,6 @@
 // Damaged LUKS headers and crypto header extensions: qimg refuses them with
 // qemu-img's messages, in qemu-img's order, and never crashes.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { qemuImg } from './helpers/run.js'
@@ -43,23 +43,26 @@ const LUKS_PATCHES: Array<Array<[number, string]>> = [
   [[0x104, '00000000']], // an inactive slot's iterations do not matter
 ]
 
+/** Write `image` with `patches` applied as `name`; info and opening must fail (or not) as in qemu. */
+async function sameOnDamaged (t: Test, dir: string, image: Buffer, patches: Array<[number, string]>, base: number, name: string): Promise<void> {
+  const bad = Buffer.from(image)
+  for (const [off, hex] of patches) Buffer.from(hex, 'hex').copy(bad, base + off)
+  const f = path.join(dir, `${name}.qcow2`)
+  fs.writeFileSync(f, bad)
+  const what = patches.map(([o, h]) => `${o.toString(16)}:${h.replace(/(00)+$/, '')}`).join(' ')
+  sameAsQemu(t, ['info', f], { cwd: dir, name: `info ${what}` })
+  const r = qemuImg(['convert', '-O', 'raw', '--object', 'secret,id=sec0,data=pw', '--image-opts',
+    `driver=qcow2,file.filename=${f},encrypt.key-secret=sec0`, path.join(dir, 'out.raw')])
+  t.equal(await qimgOpenError(f, 'pw', { 'encrypt.key-secret': 'sec0' }), r.code === 0 ? '' : openReason(r.stderr), `open ${what}`)
+}
+
 t.test('damaged LUKS headers inside qcow2', async t => {
   const dir = t.testdir()
   const good = path.join(dir, 'good.qcow2')
   makeLuksQcow2(good, '1M', 'pw')
   const image = fs.readFileSync(good)
   const area = 0x40000
-  for (const [i, patches] of LUKS_PATCHES.entries()) {
-    const bad = Buffer.from(image)
-    for (const [off, hex] of patches) Buffer.from(hex, 'hex').copy(bad, area + off)
-    const f = path.join(dir, `bad${i}.qcow2`)
-    fs.writeFileSync(f, bad)
-    const name = patches.map(([o, h]) => `${o.toString(16)}:${h.replace(/(00)+$/, '')}`).join(' ')
-    sameAsQemu(t, ['info', f], { cwd: dir, name: `info ${name}` })
-    const r = qemuImg(['convert', '-O', 'raw', '--object', 'secret,id=sec0,data=pw', '--image-opts',
-      `driver=qcow2,file.filename=${f},encrypt.key-secret=sec0`, path.join(dir, 'out.raw')])
-    t.equal(await qimgOpenError(f, 'pw', { 'encrypt.key-secret': 'sec0' }), r.code === 0 ? '' : openReason(r.stderr), `open ${name}`)
-  }
+  for (const [i, patches] of LUKS_PATCHES.entries()) await sameOnDamaged(t, dir, image, patches, area, `bad${i}`)
 })
 
 t.test('damaged crypto header extensions', async t => {
@@ -80,17 +83,7 @@ t.test('damaged crypto header extensions', async t => {
     [[0x20, '00000001']],
     [[0x20, '00000001'], [0x74, '00000008']],
   ]
-  for (const [i, patches] of cases.entries()) {
-    const bad = Buffer.from(image)
-    for (const [off, hex] of patches) Buffer.from(hex, 'hex').copy(bad, off)
-    const f = path.join(dir, `ext${i}.qcow2`)
-    fs.writeFileSync(f, bad)
-    const name = patches.map(([o, h]) => `${o.toString(16)}:${h}`).join(' ')
-    sameAsQemu(t, ['info', f], { cwd: dir, name: `info ${name}` })
-    const r = qemuImg(['convert', '-O', 'raw', '--object', 'secret,id=sec0,data=pw', '--image-opts',
-      `driver=qcow2,file.filename=${f},encrypt.key-secret=sec0`, path.join(dir, 'out.raw')])
-    t.equal(await qimgOpenError(f, 'pw', { 'encrypt.key-secret': 'sec0' }), r.code === 0 ? '' : openReason(r.stderr), `open ${name}`)
-  }
+  for (const [i, patches] of cases.entries()) await sameOnDamaged(t, dir, image, patches, 0, `ext${i}`)
   // no extension at all: qemu 7.2's info crashes; opening for I/O names the problem
   const bad = Buffer.from(image)
   bad.writeUInt32BE(0, 0x70)

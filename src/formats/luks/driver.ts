@@ -12,6 +12,7 @@ import type {
 } from '../../block/types.js'
 import { FileStore } from '../../io/file-store.js'
 import { LuksVolume, regionIO } from '../../crypto/luks/volume.js'
+import { LUKS_ALGORITHM_OPTIONS } from '../../crypto/luks/create.js'
 import type { SecretStore } from '../../block/secrets.js'
 
 const SECTOR = 512
@@ -106,12 +107,7 @@ export class LuksImage extends ImageBase {
 }
 
 export const LUKS_CREATE_OPTIONS: CreateOptionSpec[] = [
-  { name: 'cipher-alg', type: 'string', help: 'Name of encryption cipher algorithm' },
-  { name: 'cipher-mode', type: 'string', help: 'Name of encryption cipher mode' },
-  { name: 'hash-alg', type: 'string', help: 'Name of encryption hash algorithm' },
-  { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' },
-  { name: 'ivgen-alg', type: 'string', help: 'Name of IV generator algorithm' },
-  { name: 'ivgen-hash-alg', type: 'string', help: 'Name of IV generator hash algorithm' },
+  ...LUKS_ALGORITHM_OPTIONS,
   { name: 'key-secret', type: 'string', help: 'ID of the secret that provides the keyslot passphrase' },
   { name: 'size', type: 'size', help: 'Virtual disk size' },
 ]
