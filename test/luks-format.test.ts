@@ -62,3 +62,21 @@ t.test('ciphers Node\'s OpenSSL lacks: described by info, refused in one line wh
   sameAsQemu(t, ['info', '--output=json', f], { cwd: dir })
   t.equal(await qimgOpenError(f, 'pw', { 'key-secret': 'sec0' }), 'Cipher twofish-256 is not supported by qimg (Node\'s OpenSSL has no twofish)')
 })
+
+t.test('luks creation option errors are qemu-img\'s', async t => {
+  const dir = t.testdir()
+  const f = path.join(dir, 'e.luks')
+  for (const opts of ['iter-time=10', 'key-secret=zz', 'key-secret=sec0,cipher-alg=foo', 'cipher-alg=foo', 'key-secret=sec0,iter-time=x',
+    'key-secret=sec0,cipher-alg=des', 'key-secret=sec0,cipher-alg=cast5-128', 'key-secret=sec0,ivgen-alg=essiv,ivgen-hash-alg=sha1']) {
+    const r = qemuImg(['create', '-q', '-f', 'luks', '--object', 'secret,id=sec0,data=pw', '-o', opts, f, '1M'])
+    const values: Record<string, string> = { size: String(1 << 20) }
+    for (const kv of opts.split(',')) { const [k, v] = kv.split('='); values[k] = v }
+    let got = ''
+    try {
+      await luksDriver.create!(f, values, { secrets: secrets('pw'), warn: () => undefined })
+    } catch (e) {
+      got = (e as Error).message
+    }
+    t.equal(got, r.stderr.replace(/\n$/, '').replace(/^qemu-img: .*?e\.luks: /, ''), opts)
+  }
+})
