@@ -106,6 +106,7 @@ export class LuksImage extends ImageBase {
   secrets!: SecretStore
 }
 
+/** the format's own options (`-o help` without a file name); the file protocol adds nocow and preallocation */
 export const LUKS_CREATE_OPTIONS: CreateOptionSpec[] = [
   ...LUKS_ALGORITHM_OPTIONS,
   { name: 'key-secret', type: 'string', help: 'ID of the secret that provides the keyslot passphrase' },
@@ -134,11 +135,15 @@ export const luksDriver: BlockDriver = {
     const opts = parseLuksCreateOptions(options)
     const password = passwordFor(options, ctx.secrets)
     const size = Number(options.size ?? 0)
+    // the file protocol's preallocation (of the whole file, as qemu; metadata means nothing here)
+    const prealloc = options.preallocation ?? 'off'
+    if (!['off', 'metadata', 'falloc', 'full'].includes(prealloc)) throw new BlockError(`invalid parameter value: ${prealloc}`, 'EINVAL')
     const made = await createLuksHeader(password, opts)
     const store = await FileStore.open(filename, { writable: true, create: true, truncate: true })
     try {
       await store.write(made.area, 0)
       await store.truncate(made.area.length + size)
+      if (prealloc === 'falloc' || prealloc === 'full') await store.allocate(0, made.area.length + size)
       await store.flush()
     } finally {
       await store.close()
