@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { createLuksHeader, luksLayout, type LuksCreateOptions } from '../src/crypto/luks/create.js'
 import { decodeLuksHeader, LUKS_SLOT_DISABLED, LUKS_SLOT_ENABLED } from '../src/crypto/luks/header.js'
-import { prepareQcow2Encryption } from '../src/crypto/qcow2-setup.js'
+import { prepareQcow2Encryption, qcow2EncryptionAreaBytes } from '../src/crypto/qcow2-setup.js'
 import { SecretStore } from '../src/block/secrets.js'
 import { SectorCipher } from '../src/crypto/sector-cipher.js'
 import { findCipher } from '../src/crypto/algorithms.js'
@@ -126,4 +126,19 @@ t.test('a header names only what it holds', async t => {
   t.equal(made.header.slots.filter(s => s.active === LUKS_SLOT_ENABLED).length, 1)
   t.equal(made.header.slots.filter(s => s.active === LUKS_SLOT_DISABLED).length, 7)
   await t.rejects(createLuksHeader(Buffer.from('x'), { cipherAlg: 'serpent-256', iterTime: 10 }), /serpent-256 is not supported by qimg/)
+})
+
+t.test('measure: the LUKS area qemu-img measure counts', async t => {
+  const secrets = new SecretStore()
+  secrets.add('sec0', Buffer.from('pw'))
+  const required = (o: string[]): number => Number(/required size: (\d+)/.exec(qemuImgRetry(['measure', '--object', 'secret,id=sec0,data=pw', '-O', 'qcow2', ...o, '--size', '1G']).stdout)![1])
+  const plain = required([])
+  for (const extra of ['', ',encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc', ',encrypt.cipher-alg=aes-192']) {
+    const opts = `encrypt.format=luks,encrypt.key-secret=sec0${extra}`
+    const values = Object.fromEntries(opts.split(',').map(kv => kv.split('=') as [string, string]))
+    const area = qcow2EncryptionAreaBytes(values, secrets)
+    t.equal(plain + Math.ceil(area / 65536) * 65536, required(['-o', opts]), opts)
+  }
+  t.equal(qcow2EncryptionAreaBytes({ 'encrypt.format': 'aes', 'encrypt.key-secret': 'sec0' }, secrets), 0)
+  t.equal(qcow2EncryptionAreaBytes({}, secrets), 0)
 })

@@ -15,6 +15,8 @@
 //     applies qemu's option rules and messages; for LUKS, store luksArea in
 //     whole clusters and point the crypto header extension at it
 //     ({ offset, length: luksArea.length }).
+//   qcow2EncryptionAreaBytes(options, secrets) -> bytes of that area, for `measure`
+//     (same checks, no key derivation); luksAreaBytes(opts) for the luks format.
 //
 // Amending (qemu-img amend -o encrypt.state=...,keyslot=...,new-secret=...,old-secret=...):
 //   amendQcow2Encryption(crypto | null, valuesWithoutPrefix, secrets, force)
@@ -28,8 +30,8 @@
 //   SectorCipher(spec, key).encrypt/decrypt(buf, firstSector)
 //   legacyAesCipher(password): qcow2 AES (key = first 16 bytes of the secret)
 export { openQcow2Crypto, checkUnencryptedOptions, amendQcow2Encryption, Qcow2Crypto } from './qcow2-crypto.js'
-export { prepareQcow2Encryption, QCOW2_ENCRYPT_CREATE_OPTIONS, QCOW2_ENCRYPT_AMEND_OPTIONS, type Qcow2EncryptionSetup } from './qcow2-setup.js'
-export { createLuksHeader, parseLuksCreateOptions, luksLayout, DEFAULT_ITER_TIME, type LuksCreateOptions, type LuksCreated } from './luks/create.js'
+export { prepareQcow2Encryption, qcow2EncryptionAreaBytes, QCOW2_ENCRYPT_CREATE_OPTIONS, QCOW2_ENCRYPT_AMEND_OPTIONS, type Qcow2EncryptionSetup } from './qcow2-setup.js'
+export { createLuksHeader, parseLuksCreateOptions, luksLayout, luksAreaBytes, DEFAULT_ITER_TIME, type LuksCreateOptions, type LuksCreated } from './luks/create.js'
 export { amendLuks, parseLuksAmendOptions, LUKS_AMEND_OPTIONS, type LuksAmendOptions } from './luks/amend.js'
 export { LuksVolume, regionIO, type LuksIO } from './luks/volume.js'
 export { SectorCipher, SECTOR_SIZE, type SectorCipherSpec } from './sector-cipher.js'

@@ -16,7 +16,7 @@ import type { CreateOptionSpec } from '../block/types.js'
 import type { ClusterCrypto } from '../formats/qcow2/crypto-api.js'
 import { CRYPT_AES, CRYPT_LUKS } from '../formats/qcow2/header.js'
 import { legacyAesCipher } from './aes-legacy.js'
-import { LUKS_ALGORITHM_OPTIONS, createLuksHeader, parseLuksCreateOptions } from './luks/create.js'
+import { LUKS_ALGORITHM_OPTIONS, createLuksHeader, luksAreaBytes, parseLuksCreateOptions, type LuksCreateOptions } from './luks/create.js'
 import { LuksVolume } from './luks/volume.js'
 import { LUKS_AMEND_OPTIONS } from './luks/amend.js'
 import { Qcow2Crypto } from './qcow2-crypto.js'
@@ -46,8 +46,14 @@ function isOn (v: string): boolean {
   return v === 'on' || v === 'yes' || v === 'true' || v === 'y'
 }
 
-/** Resolve the encryption options of a qcow2 create; null when the image is not encrypted. */
-export async function prepareQcow2Encryption (options: Record<string, string>, secrets: SecretStore): Promise<Qcow2EncryptionSetup | null> {
+interface ResolvedEncryption {
+  format: 'aes' | 'luks'
+  password: Buffer
+  luks: LuksCreateOptions
+}
+
+/** qemu's checks of the encryption options, in its order; null when the image is not encrypted. */
+function resolveQcow2Encryption (options: Record<string, string>, secrets: SecretStore): ResolvedEncryption | null {
   const values: Record<string, string> = {}
   for (const [k, v] of Object.entries(options)) if (k.startsWith('encrypt.')) values[k.slice(8)] = v
   // QemuOpts parses numbers before anything looks at the values
@@ -67,19 +73,36 @@ export async function prepareQcow2Encryption (options: Record<string, string>, s
       if (!AES_ALLOWED.has(k)) throw new BlockError(`Parameter 'encrypt.${k}' is unexpected`, 'EINVAL')
     }
   }
-  const opts = luksOpts() // enum values are judged before the secret
+  const luks = luksOpts() // enum values are judged before the secret
   const id = values['key-secret']
   if (id === undefined) throw new BlockError('Parameter \'encrypt.key-secret\' is required for cipher', 'EINVAL')
   let password: Buffer
   try { password = secrets.get(id) } catch (e) { throw new BlockError((e as Error).message, 'EINVAL') }
-  if (format === 'aes') {
-    return { cryptMethod: CRYPT_AES, crypto: new Qcow2Crypto('aes', legacyAesCipher(password), {}) }
+  return { format, password, luks }
+}
+
+/** Resolve the encryption options of a qcow2 create; null when the image is not encrypted. */
+export async function prepareQcow2Encryption (options: Record<string, string>, secrets: SecretStore): Promise<Qcow2EncryptionSetup | null> {
+  const r = resolveQcow2Encryption(options, secrets)
+  if (!r) return null
+  if (r.format === 'aes') {
+    return { cryptMethod: CRYPT_AES, crypto: new Qcow2Crypto('aes', legacyAesCipher(r.password), {}) }
   }
-  const made = await createLuksHeader(password, opts)
+  const made = await createLuksHeader(r.password, r.luks)
   const area = made.area
   const vol = await LuksVolume.open({ length: area.length, read: async (o, l) => Buffer.from(area.subarray(o, o + l)) })
   vol.useMasterKey(made.masterKey)
   return { cryptMethod: CRYPT_LUKS, luksArea: area, crypto: new Qcow2Crypto('luks', made.cipher, {}, vol) }
+}
+
+/**
+ * For `measure`: the bytes of the LUKS area a qcow2 create with these
+ * options would store (0 for AES or no encryption), with the same checks
+ * and messages as create but no key derivation.
+ */
+export function qcow2EncryptionAreaBytes (options: Record<string, string>, secrets: SecretStore): number {
+  const r = resolveQcow2Encryption(options, secrets)
+  return r && r.format === 'luks' ? luksAreaBytes(r.luks) : 0
 }
 
 /** iter-time is parsed at once; the enum checks run when the returned function is called. */

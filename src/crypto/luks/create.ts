@@ -90,6 +90,12 @@ export function resolveLuksCreateSpec (o: LuksCreateOptions): LuksSpec {
   return spec
 }
 
+/** Bytes of header and key slots (the payload offset) a create with these options makes; checks as create does. */
+export function luksAreaBytes (o: LuksCreateOptions): number {
+  const spec = resolveLuksCreateSpec(o)
+  return luksLayout(keyBytesFor(spec)).payloadOffset * LUKS_SECTOR
+}
+
 /** A key slot's fields and encrypted material for `password` holding `masterKey`. */
 export async function makeKeySlot (spec: LuksSpec, masterKey: Buffer, password: Buffer, iterTime: number | bigint, keyOffset: number): Promise<{ slot: LuksKeySlot, material: Buffer }> {
   const iterations = iterationsFor(spec.hash, masterKey.length, iterTime)
