@@ -7,6 +7,7 @@
 import { BlockError } from '../../cli/errors.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
+import { Mutex } from '../../block/mutex.js'
 import type {
   BlockDriver, CreateContext, CreateOptionSpec, ImageDetails, LayerStatus, OpenContext, Preallocation, WriteZeroesOptions,
 } from '../../block/types.js'
@@ -62,6 +63,13 @@ export class LuksImage extends ImageBase {
   override async write (buf: Buffer, offset: number): Promise<void> {
     this.checkWritable()
     this.checkRange(offset, buf.length)
+    // one write at a time: a partial sector's read-modify-write must not interleave with another write to it
+    await this.writeLock.run(() => this.writeSectors(buf, offset))
+  }
+
+  private readonly writeLock = new Mutex()
+
+  private async writeSectors (buf: Buffer, offset: number): Promise<void> {
     const cipher = this.cipher()
     const start = offset - (offset % SECTOR)
     const end = Math.ceil((offset + buf.length) / SECTOR) * SECTOR
