@@ -125,7 +125,7 @@ t.test('a header names only what it holds', async t => {
   t.equal(made.header.cipherMode, 'cbc-essiv:sha256')
   t.equal(made.header.slots.filter(s => s.active === LUKS_SLOT_ENABLED).length, 1)
   t.equal(made.header.slots.filter(s => s.active === LUKS_SLOT_DISABLED).length, 7)
-  await t.rejects(createLuksHeader(Buffer.from('x'), { cipherAlg: 'serpent-256', iterTime: 10 }), /serpent-256 is not supported by qimg/)
+  await t.rejects(createLuksHeader(Buffer.from('x'), { cipherAlg: 'cast5-128', cipherMode: 'cbc', iterTime: 10 }), /cast5-128 is not supported by qimg/)
 })
 
 t.test('measure: the LUKS area qemu-img measure counts', async t => {

@@ -1,9 +1,9 @@
 // Names and properties of the ciphers, modes, IV generators and hashes that
 // qemu's encryption layers know (QAPI QCryptoCipherAlgorithm, ...Mode,
-// QCryptoIVGenAlgorithm, QCryptoHashAlgorithm), and which of them Node's
-// OpenSSL can run. qemu 7.2 (nettle) also knows cast5, serpent and twofish;
-// Node's OpenSSL 3 has none of them, so images using them can be described
-// (info) but not unlocked.
+// QCryptoIVGenAlgorithm, QCryptoHashAlgorithm), and which of them qimg can
+// run: AES through Node's OpenSSL, serpent and twofish in qimg's own code
+// (src/crypto/ciphers; Node's OpenSSL 3 has neither). cast5, which qemu 7.2
+// (nettle) also knows, is described by info but cannot be unlocked.
 import { getCiphers, getHashes } from 'node:crypto'
 import { BlockError } from '../cli/errors.js'
 
@@ -71,9 +71,12 @@ export function hashAvailable (h: HashAlg): boolean {
   return nodeHashes.has(h)
 }
 
-/** One-line refusal for algorithms qemu knows but Node's OpenSSL cannot run. */
+/** Ciphers qimg implements itself because Node's OpenSSL lacks them. */
+const OWN_CIPHERS = new Set(['serpent', 'twofish'])
+
+/** One-line refusal for algorithms qemu knows but neither Node's OpenSSL nor qimg can run. */
 export function requireRunnable (alg: CipherAlg, hashes: HashAlg[]): void {
-  if (!nodeEcbName(alg)) throw new BlockError(`Cipher ${alg.name} is not supported by qimg (Node's OpenSSL has no ${alg.luksName})`, 'ENOTSUP')
+  if (!nodeEcbName(alg) && !OWN_CIPHERS.has(alg.luksName)) throw new BlockError(`Cipher ${alg.name} is not supported by qimg (Node's OpenSSL has no ${alg.luksName})`, 'ENOTSUP')
   for (const h of hashes) {
     if (!hashAvailable(h)) throw new BlockError(`Hash algorithm ${h} is not supported by qimg (Node's OpenSSL lacks it)`, 'ENOTSUP')
   }

@@ -29,6 +29,8 @@
 //   LuksVolume.open(io) / .unlock(password) / .info(); amendLuks(volume, options, force)
 //   SectorCipher(spec, key).encrypt/decrypt(buf, firstSector)
 //   legacyAesCipher(password): qcow2 AES (key = first 16 bytes of the secret)
+// Ciphers: aes-128/192/256 (OpenSSL), serpent-* and twofish-* (src/crypto/ciphers);
+// cast5-128 is refused when unlocking (info still describes such volumes).
 export { openQcow2Crypto, checkUnencryptedOptions, amendQcow2Encryption, Qcow2Crypto } from './qcow2-crypto.js'
 export { prepareQcow2Encryption, qcow2EncryptionAreaBytes, QCOW2_ENCRYPT_CREATE_OPTIONS, QCOW2_ENCRYPT_AMEND_OPTIONS, type Qcow2EncryptionSetup } from './qcow2-setup.js'
 export { createLuksHeader, parseLuksCreateOptions, luksLayout, luksAreaBytes, DEFAULT_ITER_TIME, type LuksCreateOptions, type LuksCreated } from './luks/create.js'
