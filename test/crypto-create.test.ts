@@ -142,3 +142,30 @@ t.test('measure: the LUKS area qemu-img measure counts', async t => {
   t.equal(qcow2EncryptionAreaBytes({ 'encrypt.format': 'aes', 'encrypt.key-secret': 'sec0' }, secrets), 0)
   t.equal(qcow2EncryptionAreaBytes({}, secrets), 0)
 })
+
+t.test('twofish known answers (zero key and block)', async t => {
+  const { Twofish } = await import('../src/crypto/ciphers/twofish.js')
+  for (const [keyLen, want] of [[16, '9f589f5cf6122c32b6bfec2f2ae8c35a'], [32, '57ff739d4dc92c1bd7fc01700cc8216f']] as const) {
+    const b = Buffer.alloc(16)
+    const c = new Twofish(Buffer.alloc(keyLen))
+    c.encrypt(b)
+    t.equal(b.toString('hex'), want)
+    c.decrypt(b)
+    t.ok(b.equals(Buffer.alloc(16)))
+  }
+})
+
+t.test('serpent\'s generated bitsliced S-boxes agree with the specification\'s tables', async t => {
+  const { SBOX } = await import('../src/crypto/ciphers/serpent.js')
+  const { SBOXES, INVERSE_SBOXES } = await import('../src/crypto/ciphers/serpent-sboxes.js')
+  const apply = (f: (x: Uint32Array) => void, v: number): number => {
+    // put input v in bit lane 5 of the words, then read the output lane back
+    const x = new Uint32Array([0, 1, 2, 3].map(i => ((v >> i) & 1) << 5))
+    f(x)
+    return [0, 1, 2, 3].reduce((o, i) => o | (((x[i] >>> 5) & 1) << i), 0)
+  }
+  for (let s = 0; s < 8; s++) {
+    t.same(Array.from({ length: 16 }, (_, v) => apply(SBOXES[s], v)), SBOX[s], `S${s}`)
+    t.same(Array.from({ length: 16 }, (_, v) => apply(INVERSE_SBOXES[s], SBOX[s][v])), Array.from({ length: 16 }, (_, v) => v), `S${s} inverse`)
+  }
+})
