@@ -1,18 +1,9 @@
-#!/usr/bin/env node
 // Writes src/crypto/ciphers/serpent-sboxes.ts: Serpent's S-boxes (and
-// inverses) in bitsliced form, from the tables of the specification, via
+// inverses) in bitsliced form, from the tables of the specification
+// (src/crypto/ciphers/serpent-tables.ts), via
 // each output bit's algebraic normal form (Moebius transform).
-// Usage: node scripts/gen-serpent-sboxes.mjs > src/crypto/ciphers/serpent-sboxes.ts
-const S = [
-  [3, 8, 15, 1, 10, 6, 5, 11, 14, 13, 4, 2, 7, 0, 9, 12],
-  [15, 12, 2, 7, 9, 0, 5, 10, 1, 11, 14, 8, 6, 13, 3, 4],
-  [8, 6, 7, 9, 3, 12, 10, 15, 13, 1, 14, 4, 0, 11, 5, 2],
-  [0, 15, 11, 8, 12, 9, 6, 3, 13, 1, 2, 4, 10, 7, 5, 14],
-  [1, 15, 8, 3, 12, 0, 11, 6, 2, 5, 4, 10, 9, 14, 7, 13],
-  [15, 5, 2, 11, 4, 10, 9, 12, 0, 3, 14, 8, 13, 6, 7, 1],
-  [7, 2, 12, 5, 8, 4, 6, 11, 14, 9, 1, 15, 13, 3, 10, 0],
-  [1, 13, 15, 0, 14, 8, 2, 11, 7, 4, 12, 10, 9, 3, 5, 6],
-]
+// Usage: npx tsx scripts/gen-serpent-sboxes.mjs > src/crypto/ciphers/serpent-sboxes.ts
+const { SBOX: S } = await import('../src/crypto/ciphers/serpent-tables.ts')
 const NAMES = ['a', 'b', 'c', 'd']
 const popcount = u => [0, 1, 2, 3].filter(i => u >> i & 1).length
 const mono = u => NAMES.filter((_, i) => u >> i & 1).join('')
