@@ -16,7 +16,7 @@ t.test('LUKS qcow2 images of several cipher setups read back as qemu reads them'
   const combos = [
     '', // aes-256-xts-plain64, sha256
     ',encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv',
-    ',encrypt.cipher-mode=ctr,encrypt.hash-alg=sha1',
+    ',encrypt.cipher-mode=ctr,encrypt.hash-alg=sha1,extended_l2=on', // subclusters
     ',encrypt.cipher-mode=ecb,encrypt.ivgen-alg=plain,encrypt.hash-alg=sha512',
     ',encrypt.cipher-alg=aes-192,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=md5,encrypt.hash-alg=ripemd160',
   ]
