@@ -32,8 +32,8 @@
 // Ciphers: aes-128/192/256 (OpenSSL), serpent-* and twofish-* (src/crypto/ciphers);
 // cast5-128 is refused when unlocking (info still describes such volumes).
 export { openQcow2Crypto, checkUnencryptedOptions, amendQcow2Encryption, Qcow2Crypto } from './qcow2-crypto.js'
-export { prepareQcow2Encryption, qcow2EncryptionAreaBytes, QCOW2_ENCRYPT_CREATE_OPTIONS, QCOW2_ENCRYPT_AMEND_OPTIONS, type Qcow2EncryptionSetup } from './qcow2-setup.js'
-export { createLuksHeader, parseLuksCreateOptions, luksLayout, luksAreaBytes, DEFAULT_ITER_TIME, type LuksCreateOptions, type LuksCreated } from './luks/create.js'
+export { prepareQcow2Encryption, qcow2EncryptionAreaBytes, QCOW2_ENCRYPT_AMEND_OPTIONS, type Qcow2EncryptionSetup } from './qcow2-setup.js'
+export { createLuksHeader, parseLuksCreateOptions, luksLayout, luksAreaBytes, LUKS_ALGORITHM_OPTIONS, DEFAULT_ITER_TIME, type LuksCreateOptions, type LuksCreated } from './luks/create.js'
 export { amendLuks, parseLuksAmendOptions, LUKS_AMEND_OPTIONS, type LuksAmendOptions } from './luks/amend.js'
 export { LuksVolume, regionIO, type LuksIO } from './luks/volume.js'
 export { SectorCipher, SECTOR_SIZE, type SectorCipherSpec } from './sector-cipher.js'

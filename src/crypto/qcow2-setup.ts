@@ -16,7 +16,7 @@ import type { CreateOptionSpec } from '../block/types.js'
 import type { ClusterCrypto } from '../formats/qcow2/crypto-api.js'
 import { CRYPT_AES, CRYPT_LUKS } from '../formats/qcow2/header.js'
 import { legacyAesCipher } from './aes-legacy.js'
-import { LUKS_ALGORITHM_OPTIONS, createLuksHeader, luksAreaBytes, parseLuksCreateOptions, type LuksCreateOptions } from './luks/create.js'
+import { createLuksHeader, luksAreaBytes, parseLuksCreateOptions, type LuksCreateOptions } from './luks/create.js'
 import { LuksVolume } from './luks/volume.js'
 import { LUKS_AMEND_OPTIONS } from './luks/amend.js'
 import { Qcow2Crypto } from './qcow2-crypto.js'
@@ -28,14 +28,6 @@ export interface Qcow2EncryptionSetup {
   /** en/decrypts data clusters of the new image */
   crypto: ClusterCrypto
 }
-
-/** The -o options qcow2 create accepts for encryption, with qemu-img's help texts, in its (sorted) order. */
-export const QCOW2_ENCRYPT_CREATE_OPTIONS: CreateOptionSpec[] = [
-  ...LUKS_ALGORITHM_OPTIONS.map(o => ({ ...o, name: `encrypt.${o.name}` })),
-  { name: 'encrypt.format', type: 'string', help: 'Encrypt the image, format choices: \'aes\', \'luks\'' },
-  { name: 'encrypt.key-secret', type: 'string', help: 'ID of secret providing qcow AES key or LUKS passphrase' },
-  { name: 'encryption', type: 'bool', help: 'Encrypt the image with format \'aes\'. (Deprecated in favor of encrypt.format=aes)' },
-].sort((a, b) => a.name < b.name ? -1 : 1) as CreateOptionSpec[]
 
 /** The -o options qcow2 amend accepts for LUKS key slots, with qemu-img's help texts. */
 export const QCOW2_ENCRYPT_AMEND_OPTIONS: CreateOptionSpec[] = LUKS_AMEND_OPTIONS.map(o => ({ ...o, name: `encrypt.${o.name}` }))

@@ -23,14 +23,18 @@ import { luksModeString, type LuksSpec } from './spec.js'
 
 export const DEFAULT_ITER_TIME = 2000
 
-/** The algorithm options of LUKS creation, with qemu-img's `-o help` texts (luks, and qcow2 with "encrypt."). */
+/**
+ * The algorithm options of LUKS creation with qemu-img's help texts, in
+ * qemu's definition order (the order of the "Formatting" line; `-o help`
+ * sorts them). The luks format lists them after size and key-secret.
+ */
 export const LUKS_ALGORITHM_OPTIONS: CreateOptionSpec[] = [
   { name: 'cipher-alg', type: 'string', help: 'Name of encryption cipher algorithm' },
   { name: 'cipher-mode', type: 'string', help: 'Name of encryption cipher mode' },
-  { name: 'hash-alg', type: 'string', help: 'Name of encryption hash algorithm' },
-  { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' },
   { name: 'ivgen-alg', type: 'string', help: 'Name of IV generator algorithm' },
   { name: 'ivgen-hash-alg', type: 'string', help: 'Name of IV generator hash algorithm' },
+  { name: 'hash-alg', type: 'string', help: 'Name of encryption hash algorithm' },
+  { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' },
 ]
 const SLOT_ALIGN = 4096
 

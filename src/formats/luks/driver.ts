@@ -114,11 +114,15 @@ export class LuksImage extends ImageBase {
   secrets!: SecretStore
 }
 
-/** the format's own options (`-o help` without a file name); the file protocol adds nocow and preallocation */
+/**
+ * The format's own options (`-o help` without a file name; the file protocol
+ * adds nocow and preallocation), in qemu's definition order: the order of
+ * the "Formatting" line.
+ */
 export const LUKS_CREATE_OPTIONS: CreateOptionSpec[] = [
-  ...LUKS_ALGORITHM_OPTIONS,
-  { name: 'key-secret', type: 'string', help: 'ID of the secret that provides the keyslot passphrase' },
   { name: 'size', type: 'size', help: 'Virtual disk size' },
+  { name: 'key-secret', type: 'string', help: 'ID of the secret that provides the keyslot passphrase' },
+  ...LUKS_ALGORITHM_OPTIONS,
 ]
 
 export const luksDriver: BlockDriver = {
