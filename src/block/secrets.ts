@@ -1,6 +1,29 @@
-// Secrets given with --object secret,id=ID,data=...|file=...[,format=raw|base64].
+// Secrets given with --object secret,id=ID,data=...|file=...[,format=raw|base64]
+// [,keyid=ID,iv=BASE64]: with keyid the data is AES-256-CBC ciphertext
+// (PKCS#7 padded) under the 32-byte secret `keyid`, as libvirt passes them.
 import fs from 'node:fs'
+import { createDecipheriv } from 'node:crypto'
 import { QemuError } from '../cli/errors.js'
+
+const BASE64_RANK = new Map([...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].map((c, i) => [c, i]))
+
+/**
+ * Base64 as qemu decodes it: only alphabet characters and '=', then glib's
+ * lenient decoder (an incomplete last group is dropped, '=' counts as zero
+ * bits and trims the output at the end).
+ */
+export function decodeBase64 (text: string): Buffer {
+  if (/[^A-Za-z0-9+/=]/.test(text)) throw new QemuError('Base64 data contains invalid characters')
+  const out: number[] = []
+  for (let i = 0; i + 4 <= text.length; i += 4) {
+    const q = text.slice(i, i + 4)
+    const v = [...q].reduce((acc, c) => (acc << 6) | (BASE64_RANK.get(c) ?? 0), 0)
+    out.push((v >> 16) & 255, (v >> 8) & 255, v & 255)
+  }
+  const full = text.slice(0, text.length - (text.length % 4))
+  const pad = full.endsWith('==') ? 2 : full.endsWith('=') ? 1 : 0
+  return Buffer.from(out.slice(0, out.length - pad))
+}
 
 export class SecretStore {
   private readonly secrets = new Map<string, Buffer>()
@@ -21,10 +44,7 @@ export class SecretStore {
     const id = props.id
     if (!id) throw new QemuError('Parameter \'id\' is missing')
     if (props.data !== undefined && props.file !== undefined) {
-      throw new QemuError('\'data\' and \'file\' are mutually exclusive')
-    }
-    if (props.keyid !== undefined || props.iv !== undefined) {
-      throw new QemuError('secret objects encrypted with keyid/iv are not supported by qimg')
+      throw new QemuError('\'file\' and \'data\' are mutually exclusive')
     }
     let raw: Buffer
     if (props.data !== undefined) {
@@ -39,15 +59,25 @@ export class SecretStore {
       throw new QemuError('Either \'file\' or \'data\' must be provided')
     }
     const format = props.format ?? 'raw'
-    if (format === 'base64') {
-      const text = raw.toString('utf8')
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
-        throw new QemuError('Unable to decode base64 data')
-      }
-      raw = Buffer.from(text, 'base64')
-    } else if (format !== 'raw') {
-      throw new QemuError(`Parameter 'format' does not accept value '${format}'`)
-    }
-    this.add(id, raw)
+    if (format !== 'raw' && format !== 'base64') throw new QemuError(`Parameter 'format' does not accept value '${format}'`)
+    const decode = (b: Buffer): Buffer => format === 'base64' ? decodeBase64(b.toString('latin1')) : b
+    this.add(id, props.keyid !== undefined ? this.decrypt(props.keyid, props.iv, raw, decode) : decode(raw))
+  }
+
+  /** Decrypt an encrypted secret's data with qemu's checks, in its order. */
+  private decrypt (keyid: string, ivText: string | undefined, raw: Buffer, decode: (b: Buffer) => Buffer): Buffer {
+    const key = this.get(keyid)
+    if (key.length !== 32) throw new QemuError('Key should be 32 bytes in length')
+    if (ivText === undefined) throw new QemuError('IV is required to decrypt secret')
+    const iv = decodeBase64(ivText)
+    if (iv.length !== 16) throw new QemuError(`IV should be 16 bytes in length not ${iv.length}`)
+    const data = decode(raw)
+    if (data.length % 16 !== 0) throw new QemuError(`Length ${data.length} must be a multiple of block size 16`)
+    if (data.length === 0) return data
+    const d = createDecipheriv('aes-256-cbc', key, iv).setAutoPadding(false)
+    const plain = Buffer.concat([d.update(data), d.final()])
+    const pad = plain[plain.length - 1]
+    if (pad > 16) throw new QemuError(`Incorrect number of padding bytes (${pad}) found on decrypted data`)
+    return plain.subarray(0, plain.length - pad)
   }
 }

@@ -16,6 +16,7 @@ import type { SecretStore } from '../block/secrets.js'
 import type { ClusterCrypto } from '../formats/qcow2/crypto-api.js'
 import { CRYPT_AES, type Qcow2Header } from '../formats/qcow2/header.js'
 import { legacyAesCipher } from './aes-legacy.js'
+import { passwordSecret } from './secret.js'
 import type { SectorCipher } from './sector-cipher.js'
 import { LuksVolume, regionIO } from './luks/volume.js'
 import type { InfoObject } from './luks/info.js'
@@ -42,11 +43,7 @@ export function checkUnencryptedOptions (options: Record<string, string>): void 
 function secretFor (opts: Record<string, string>, ctx: OpenContext): Buffer {
   const id = opts['key-secret']
   if (id === undefined) throw new BlockError('Parameter \'encrypt.key-secret\' is required for cipher', 'EINVAL')
-  try {
-    return ctx.secrets.get(id)
-  } catch (e) {
-    throw new BlockError((e as Error).message, 'EINVAL')
-  }
+  return passwordSecret(ctx.secrets, id)
 }
 
 export class Qcow2Crypto implements ClusterCrypto {

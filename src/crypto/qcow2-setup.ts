@@ -20,6 +20,7 @@ import { createLuksHeader, luksAreaBytes, parseLuksCreateOptions, type LuksCreat
 import { LuksVolume } from './luks/volume.js'
 import { LUKS_AMEND_OPTIONS } from './luks/amend.js'
 import { Qcow2Crypto } from './qcow2-crypto.js'
+import { passwordSecret } from './secret.js'
 
 export interface Qcow2EncryptionSetup {
   cryptMethod: typeof CRYPT_AES | typeof CRYPT_LUKS
@@ -68,9 +69,7 @@ function resolveQcow2Encryption (options: Record<string, string>, secrets: Secre
   const luks = luksOpts() // enum values are judged before the secret
   const id = values['key-secret']
   if (id === undefined) throw new BlockError('Parameter \'encrypt.key-secret\' is required for cipher', 'EINVAL')
-  let password: Buffer
-  try { password = secrets.get(id) } catch (e) { throw new BlockError((e as Error).message, 'EINVAL') }
-  return { format, password, luks }
+  return { format, password: passwordSecret(secrets, id), luks }
 }
 
 /** Resolve the encryption options of a qcow2 create; null when the image is not encrypted. */

@@ -15,6 +15,7 @@ import type { CreateOptionSpec } from '../../block/types.js'
 import { LUKS_NUM_SLOTS, LUKS_SALT_LEN, LUKS_SECTOR, LUKS_SLOT_DISABLED, LUKS_SLOT_ENABLED, encodeLuksHeader, keyMaterialBytes } from './header.js'
 import { DEFAULT_ITER_TIME, makeKeySlot, parseOptNumber } from './create.js'
 import { tryKeySlot } from './unlock.js'
+import { passwordSecret } from '../secret.js'
 import type { LuksVolume } from './volume.js'
 
 export interface LuksAmendOptions {
@@ -50,10 +51,7 @@ export function parseLuksAmendOptions (values: Record<string, string>, secrets: 
   const state = values.state
   if (state === undefined) fail('Parameter \'state\' is missing')
   if (state !== 'active' && state !== 'inactive') fail(`Parameter 'state' does not accept value '${state}'`)
-  const secret = (id: string | undefined): Buffer | undefined => {
-    if (id === undefined) return undefined
-    try { return secrets.get(id) } catch (e) { fail((e as Error).message) }
-  }
+  const secret = (id: string | undefined): Buffer | undefined => id === undefined ? undefined : passwordSecret(secrets, id)
   return { state, keyslot, newSecret: secret(values['new-secret']), oldSecret: secret(values['old-secret']), iterTime }
 }
 

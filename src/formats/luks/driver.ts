@@ -13,6 +13,7 @@ import type {
 } from '../../block/types.js'
 import { FileStore } from '../../io/file-store.js'
 import { LuksVolume, regionIO } from '../../crypto/luks/volume.js'
+import { passwordSecret } from '../../crypto/secret.js'
 import { LUKS_ALGORITHM_OPTIONS } from '../../crypto/luks/create.js'
 import type { SecretStore } from '../../block/secrets.js'
 
@@ -23,7 +24,7 @@ const GENERIC_OPTIONS = new Set(['read-only', 'auto-read-only', 'discard', 'dete
 function passwordFor (options: Record<string, string>, secrets: SecretStore): Buffer {
   const id = options['key-secret']
   if (id === undefined) throw new BlockError('Parameter \'key-secret\' is required for cipher', 'EINVAL')
-  try { return secrets.get(id) } catch (e) { throw new BlockError((e as Error).message, 'EINVAL') }
+  return passwordSecret(secrets, id)
 }
 
 export class LuksImage extends ImageBase {
