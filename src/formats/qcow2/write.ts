@@ -627,6 +627,8 @@ export class Qcow2Writer {
     }
     try {
       await this.img.store.write(packed, host)
+      // a compressed cluster that used to start here (since freed) may still be cached
+      this.img.shared.clusterCache.delete(this.img.shared.owner, host)
       await this.mutex.run(async () => {
         const g = this.g
         const table = await this.tableForWrite(g.l1Index(offset))
