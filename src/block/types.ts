@@ -84,6 +84,12 @@ export interface Image extends ImageCapabilities {
   close(): Promise<void>
 }
 
+/**
+ * A line a format's check prints on stderr while checking. `report` lines are
+ * qemu's error_report(): the program name and ": " go first.
+ */
+export type CheckMessage = string | { report: string }
+
 /** QAPI ImageCheck, as `check` reports it (absent fields are not printed). */
 export interface CheckResult {
   checkErrors: number
@@ -97,7 +103,7 @@ export interface CheckResult {
   fragmentedClusters?: number
   compressedClusters?: number
   /** messages qemu prints to stderr while checking ("ERROR ...", "Leaked cluster ...") in order */
-  messages: string[]
+  messages: CheckMessage[]
 }
 
 export type RepairMode = 'leaks' | 'all'
@@ -151,6 +157,8 @@ export interface OpenContext {
    * `prefixed`: printed as qemu's warn_report/error_report do, after the program name
    */
   warn(message: string, opts?: { prefixed?: boolean }): void
+  /** opened by `check` (BDRV_O_CHECK): a corrupt image may be opened read-write so it can be repaired */
+  check?: boolean
 }
 
 /** One -o option of a format, as `create -o help` lists it. */

@@ -5,7 +5,7 @@ import type { JsonValue } from '../../cli/qjson.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
 import { newCacheOwner, type ClusterCache } from '../../block/cache.js'
-import type { BlockDriver, ImageDetails, LayerStatus, OpenContext, Preallocation, SnapshotInfo, SnapshotSpec, WriteZeroesOptions } from '../../block/types.js'
+import type { BlockDriver, CheckResult, ImageDetails, LayerStatus, OpenContext, Preallocation, RepairMode, SnapshotInfo, SnapshotSpec, WriteZeroesOptions } from '../../block/types.js'
 import { decompressCluster } from './compress.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
@@ -271,6 +271,12 @@ export class Qcow2Image extends ImageBase {
       formatSpecific: { type: 'qcow2', data },
       snapshots: this.listSnapshots(),
     }
+  }
+
+  /** qemu-img check (and repair): src/formats/qcow2/check.ts, loaded when used */
+  async check (repair?: RepairMode): Promise<CheckResult> {
+    const { checkQcow2 } = await import('./check.js')
+    return checkQcow2(this, repair)
   }
 
   listSnapshots (): SnapshotInfo[] {

@@ -1,0 +1,75 @@
+// What the check walk needs beyond the active L1 table, read straight from
+// the file: the snapshot table (with the byte size it occupies and the
+// entries qemu calls incomplete), the encryption header and the bitmap
+// directory with its bitmap tables.
+import { type CheckContext } from './check-context.js'
+import { AUTOCLEAR_BITMAPS, CRYPT_LUKS, readU64 } from './header.js'
+import type { WalkLayout } from './check-walk.js'
+
+export interface RawSnapshot {
+  id: string
+  name: string
+  l1TableOffset: number
+  l1Size: number
+  /** the entry has less extra data than its image version requires */
+  incomplete: boolean
+}
+
+/** fixed part of a snapshot table entry */
+const SNAPSHOT_FIXED = 40
+/** v3 entries must carry vm_state_size_large and disk_size */
+const V3_MIN_EXTRA = 16
+/** qemu's bound on the bitmap directory */
+const MAX_BITMAP_DIRECTORY = 64 << 20
+
+export async function readSnapshotTable (ctx: CheckContext): Promise<{ snapshots: RawSnapshot[], size: number }> {
+  const h = ctx.header
+  const snapshots: RawSnapshot[] = []
+  if (h.nbSnapshots === 0) return { snapshots, size: 0 }
+  let pos = h.snapshotsOffset
+  const fixed = Buffer.alloc(SNAPSHOT_FIXED)
+  for (let i = 0; i < h.nbSnapshots; i++) {
+    await ctx.read(fixed, pos)
+    const l1TableOffset = readU64(fixed, 0)
+    const l1Size = fixed.readUInt32BE(8)
+    const idLen = fixed.readUInt16BE(12)
+    const nameLen = fixed.readUInt16BE(14)
+    const extraLen = fixed.readUInt32BE(36)
+    pos += SNAPSHOT_FIXED + extraLen
+    const strings = Buffer.alloc(idLen + nameLen)
+    await ctx.read(strings, pos)
+    pos += idLen + nameLen
+    pos = Math.ceil(pos / 8) * 8
+    snapshots.push({
+      id: strings.subarray(0, idLen).toString('utf8'),
+      name: strings.subarray(idLen).toString('utf8'),
+      l1TableOffset,
+      l1Size,
+      incomplete: h.version >= 3 && extraLen < V3_MIN_EXTRA,
+    })
+  }
+  return { snapshots, size: pos - h.snapshotsOffset }
+}
+
+export async function readWalkLayout (ctx: CheckContext, snapshots: RawSnapshot[], snapshotsSize: number): Promise<WalkLayout> {
+  const h = ctx.header
+  const layout: WalkLayout = { snapshots, snapshotsOffset: h.snapshotsOffset, snapshotsSize }
+  if (h.cryptMethod === CRYPT_LUKS && h.cryptoHeader && h.cryptoHeader.length > 0) layout.crypto = h.cryptoHeader
+  const b = h.bitmapsExt
+  if (b && (h.autoclear & AUTOCLEAR_BITMAPS) && b.nbBitmaps > 0 && b.directorySize <= MAX_BITMAP_DIRECTORY) {
+    const dir = Buffer.alloc(b.directorySize)
+    await ctx.read(dir, b.directoryOffset)
+    const tables: { offset: number, entries: number }[] = []
+    let pos = 0
+    for (let i = 0; i < b.nbBitmaps && pos + 24 <= dir.length; i++) {
+      const offset = readU64(dir, pos)
+      const entries = dir.readUInt32BE(pos + 8)
+      const nameSize = dir.readUInt16BE(pos + 18)
+      const extraSize = dir.readUInt32BE(pos + 20)
+      if (Number.isFinite(offset)) tables.push({ offset, entries })
+      pos = Math.ceil((pos + 24 + extraSize + nameSize) / 8) * 8
+    }
+    layout.bitmaps = { directoryOffset: b.directoryOffset, directorySize: b.directorySize, tables }
+  }
+  return layout
+}
