@@ -18,19 +18,36 @@ export async function compareRefcounts (ctx: CheckContext, refs: RefArray, store
   const freed: number[] = []
   let highest = 0
   let rebuild = false
-  for (let i = 0; i < n; i++) {
-    let s: number
+  const per = stored.perBlock
+  // one refcount block at a time: the comparison itself stays synchronous
+  for (let base = 0; base < n; base += per) {
+    let block: Buffer | null = null
+    let failure: BlockError | undefined
     try {
-      s = await stored.get(i)
+      block = Math.floor(base / per) < stored.tableEntries ? await stored.block(Math.floor(base / per)) : null
     } catch (e) {
       if (!(e instanceof BlockError)) throw e
-      ctx.say(`Can't get refcount for cluster ${i}: ${strerror(e.errno)}`)
-      ctx.res.checkErrors++
-      continue
+      failure = e
     }
-    const c = refs.get(i)
-    if (s > 0 || c > 0) highest = i
-    if (s === c) continue
+    const end = Math.min(n, base + per)
+    for (let i = base; i < end; i++) {
+      if (failure) {
+        ctx.say(`Can't get refcount for cluster ${i}: ${strerror(failure.errno)}`)
+        ctx.res.checkErrors++
+        continue
+      }
+      const s = block ? stored.entryOf(block, i - base) : 0
+      const c = refs.get(i)
+      if (s > 0 || c > 0) highest = i
+      if (s === c) continue
+      await mismatch(i, s, c)
+    }
+  }
+  await stored.flush()
+  await discardFreed(ctx, freed)
+  return { rebuild, highest }
+
+  async function mismatch (i: number, s: number, c: number): Promise<void> {
     let repair = false
     if (s === 0) rebuild = true
     else if (s > c) repair = (fix & FIX_LEAKS) !== 0
@@ -39,16 +56,13 @@ export async function compareRefcounts (ctx: CheckContext, refs: RefArray, store
     if (!repair) {
       if (s < c) ctx.res.corruptions++
       else ctx.res.leaks++
-      continue
+      return
     }
     await stored.set(i, c)
     if (s > c) ctx.res.leaksFixed++
     else ctx.res.corruptionsFixed++
     if (c === 0) freed.push(i)
   }
-  await stored.flush()
-  await discardFreed(ctx, freed)
-  return { rebuild, highest }
 }
 
 /** Clusters whose refcount dropped to 0 are discarded, as qemu does: they read as zeros afterwards. */

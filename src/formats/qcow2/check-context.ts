@@ -62,6 +62,8 @@ export class CheckContext {
   fileSize = 0
   /** set after a fatal corruption event in read-write mode: qemu refuses all further I/O */
   dead = false
+  /** counts repairs written into L1/L2 tables (tables read ahead must then be read again) */
+  tableWrites = 0
 
   constructor (
     readonly store: ByteStore,

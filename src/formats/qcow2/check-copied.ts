@@ -5,7 +5,7 @@
 import { strerror } from '../../cli/errors.js'
 import { CheckAbort, type CheckContext, FIX_ERRORS, FIX_LEAKS, hex64 } from './check-context.js'
 import type { StoredRefcounts } from './check-stored.js'
-import { joinOffset } from './check-walk.js'
+import { joinOffset, L2Reader } from './check-walk.js'
 import { OFLAG_COMPRESSED_HI, OFLAG_COPIED_HI } from './layout.js'
 
 export interface CopiedRepairs {
@@ -40,12 +40,14 @@ export async function checkCopiedFlags (ctx: CheckContext, stored: StoredRefcoun
     }
   }
 
+  const l2Of = (hi: number, lo: number): number | bigint => joinOffset(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0)
+  const tables = new L2Reader(ctx, l1, (hi, lo) => { const o = l2Of(hi, lo); return typeof o === 'number' && o !== 0 && o < ctx.fileSize })
   for (let i = 0; i < h.l1Size; i++) {
     const hi = l1.readUInt32BE(i * 8)
     const lo = l1.readUInt32BE(i * 8 + 4)
     const l2Offset = joinOffset(hi & 0x00ffffff, (lo & 0xfffffe00) >>> 0)
     if (l2Offset === 0) continue
-    const rc = await refcountOf(l2Offset)
+    const rc = typeof l2Offset === 'number' ? stored.cached(Math.floor(l2Offset / cs)) ?? await refcountOf(l2Offset) : 0
     if (rc === undefined) continue
     if ((rc === 1) !== ((hi & OFLAG_COPIED_HI) !== 0)) {
       ctx.say(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${hex64(hi, lo)} refcount=${rc}`)
@@ -58,8 +60,7 @@ export async function checkCopiedFlags (ctx: CheckContext, stored: StoredRefcoun
       }
     }
     if (typeof l2Offset !== 'number' || l2Offset >= ctx.fileSize) continue
-    const l2 = Buffer.alloc(cs)
-    await ctx.read(l2, l2Offset)
+    const l2 = await tables.get(i)
     let l2Changed = false
     for (let j = 0; j < g.l2Entries; j++) {
       const e = j * g.l2EntrySize
@@ -71,7 +72,7 @@ export async function checkCopiedFlags (ctx: CheckContext, stored: StoredRefcoun
       const allocated = offset !== 0 || (ctx.hasDataFile && !zeroFlag && (ehi & OFLAG_COPIED_HI) !== 0)
       if (!allocated) continue
       // clusters in an external data file have no refcounts: each belongs to exactly one entry
-      const drc = ctx.hasDataFile ? 1 : await refcountOf(offset)
+      const drc = ctx.hasDataFile ? 1 : typeof offset === 'number' ? stored.cached(Math.floor(offset / cs)) ?? await refcountOf(offset) : 0
       if (drc === undefined) continue
       if ((drc === 1) !== ((ehi & OFLAG_COPIED_HI) !== 0)) {
         ctx.say(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${hex64(ehi, elo)} refcount=${drc}`)

@@ -37,6 +37,14 @@ export class RefArray {
     this.data[i] = v
   }
 
+  /** Count one more reference to entry i (< length); false when it is already at the maximum. */
+  bump (i: number): boolean {
+    const v = this.data[i]
+    if (v >= this.max) return false
+    this.data[i] = v + 1
+    return true
+  }
+
   /** Make the array at least `n` entries long (new entries are 0). */
   grow (n: number): void {
     if (n <= this.len) return

@@ -15,6 +15,9 @@ export class StoredRefcounts {
   private readonly order: number
   private readonly blocks = new Map<number, Buffer>()
   private readonly dirty = new Set<number>()
+  /** the block cached() used last (lookups mostly stay within one block) */
+  private lastIndex = -1
+  private lastBlock?: Buffer
 
   constructor (private readonly ctx: CheckContext) {
     this.order = ctx.header.refcountOrder
@@ -25,6 +28,7 @@ export class StoredRefcounts {
   async load (): Promise<void> {
     const h = this.ctx.header
     this.reftable = Buffer.alloc(h.refcountTableClusters * this.ctx.cs)
+    this.lastIndex = -1
     this.blocks.clear()
     this.dirty.clear()
     if (this.reftable.length > 0) await this.ctx.read(this.reftable, h.refcountTableOffset)
@@ -46,7 +50,7 @@ export class StoredRefcounts {
   }
 
   /** The refcount block covering block index i, or null where none is allocated. */
-  private async block (i: number): Promise<Buffer | null> {
+  async block (i: number): Promise<Buffer | null> {
     const cached = this.blocks.get(i)
     if (cached) return cached
     const off = this.blockOffset(i)
@@ -60,6 +64,7 @@ export class StoredRefcounts {
     const buf = Buffer.alloc(this.ctx.cs)
     if (off < this.ctx.fileSize) await this.ctx.read(buf, off)
     if (this.blocks.size >= BLOCK_CACHE) await this.evict()
+    this.lastIndex = -1
     this.blocks.set(i, buf)
     return buf
   }
@@ -80,8 +85,26 @@ export class StoredRefcounts {
     this.dirty.delete(i)
   }
 
+  /** Refcount from an already loaded block (undefined when the block must be read first). */
+  cached (cluster: number): number | undefined {
+    const i = Math.floor(cluster / this.perBlock)
+    if (i === this.lastIndex) return getRefcount(this.lastBlock!, cluster - i * this.perBlock, this.order)
+    const b = this.blocks.get(i)
+    if (b) { this.lastIndex = i; this.lastBlock = b }
+    if (b) return getRefcount(b, cluster - i * this.perBlock, this.order)
+    if (i >= this.tableEntries || this.blockOffset(i) === 0) return 0
+    return undefined
+  }
+
+  /** Refcount of entry k of a block buffer */
+  entryOf (block: Buffer, k: number): number {
+    return getRefcount(block, k, this.order)
+  }
+
   /** Stored refcount of host cluster `cluster`. Throws BlockError(EIO) for an unreadable block. */
   async get (cluster: number): Promise<number> {
+    const hit = this.cached(cluster)
+    if (hit !== undefined) return hit
     const i = Math.floor(cluster / this.perBlock)
     if (i >= this.tableEntries) return 0
     const b = await this.block(i)
@@ -117,6 +140,7 @@ export class StoredRefcounts {
     e.writeUInt32BE(offset >>> 0, 4)
     await this.ctx.write(e, this.ctx.header.refcountTableOffset + i * 8)
     e.copy(this.reftable, i * 8)
+    this.lastIndex = -1
     this.blocks.set(i, buf)
   }
 
@@ -127,6 +151,7 @@ export class StoredRefcounts {
 
   /** Forget cached blocks (after the structure was rewritten). */
   drop (): void {
+    this.lastIndex = -1
     this.blocks.clear()
     this.dirty.clear()
   }

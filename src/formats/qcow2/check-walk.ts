@@ -43,16 +43,15 @@ export function countRegion (ctx: CheckContext, refs: RefArray, offset: Offset, 
   const first = Math.floor(offset / ctx.cs)
   const last = Math.floor((offset + size - 1) / ctx.cs)
   refs.grow(last + 1)
-  for (let k = first; k <= last; k++) {
-    const v = refs.get(k)
-    if (v >= refs.max) {
-      ctx.say(`ERROR: overflow cluster offset=0x${hex(k * ctx.cs)}`)
-      ctx.say('Use qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing')
-      ctx.res.corruptions++
-      continue
-    }
-    refs.set(k, v + 1)
-  }
+  for (let k = first; k <= last; k++) countCluster(ctx, refs, k)
+}
+
+/** One more reference to cluster k (which lies inside `refs`). */
+function countCluster (ctx: CheckContext, refs: RefArray, k: number): void {
+  if (refs.bump(k)) return
+  ctx.say(`ERROR: overflow cluster offset=0x${hex(k * ctx.cs)}`)
+  ctx.say('Use qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing')
+  ctx.res.corruptions++
 }
 
 /** Read a table; bytes past the end of the file read as zeros, offsets beyond any file give all zeros. */
@@ -67,6 +66,7 @@ export async function walkL1 (ctx: CheckContext, refs: RefArray, l1Offset: numbe
   countRegion(ctx, refs, l1Offset, l1Size * 8)
   if (l1Size === 0) return
   const l1 = await readTable(ctx, l1Offset, l1Size * 8)
+  const tables = new L2Reader(ctx, l1, (hi, lo) => hi !== 0 || lo !== 0)
   for (let i = 0; i < l1Size; i++) {
     const hi = l1.readUInt32BE(i * 8)
     const lo = l1.readUInt32BE(i * 8 + 4)
@@ -83,14 +83,62 @@ export async function walkL1 (ctx: CheckContext, refs: RefArray, l1Offset: numbe
       ctx.say(`ERROR l2_offset=${hex(l2Offset)}: Table is not cluster aligned; L1 entry corrupted`)
       ctx.res.corruptions++
     }
-    await walkL2(ctx, refs, l2Offset, active)
+    await walkL2(ctx, refs, l2Offset, active, await tables.get(i))
   }
 }
 
-async function walkL2 (ctx: CheckContext, refs: RefArray, l2Offset: Offset, active: boolean): Promise<void> {
+const L2_READ_AHEAD = 8
+
+/**
+ * The L2 tables of an L1 table, read a few ahead of the one being walked
+ * (in L1 order). `wanted` says which L1 entries name a table to read.
+ */
+export class L2Reader {
+  private readonly pending = new Map<number, Promise<Buffer>>()
+  private ahead = 0
+  private writes: number
+
+  constructor (private readonly ctx: CheckContext, private readonly l1: Buffer, private readonly wanted: (hi: number, lo: number) => boolean) {
+    this.writes = ctx.tableWrites
+  }
+
+  /** The table of L1 entry i (which must be wanted); entries must be asked for in increasing order. */
+  async get (i: number): Promise<Buffer> {
+    if (this.ctx.tableWrites !== this.writes) {
+      // a repair rewrote a table entry: tables read ahead may be stale
+      this.pending.clear()
+      this.ahead = i
+      this.writes = this.ctx.tableWrites
+    }
+    this.prefetch(i)
+    const table = this.pending.get(i) ?? this.read(i)
+    this.pending.delete(i)
+    this.prefetch(i + 1)
+    return table
+  }
+
+  private read (k: number): Promise<Buffer> {
+    const hi = this.l1.readUInt32BE(k * 8)
+    const lo = this.l1.readUInt32BE(k * 8 + 4)
+    return readTable(this.ctx, tableOffset(hi, lo), this.ctx.cs)
+  }
+
+  private prefetch (from: number): void {
+    this.ahead = Math.max(this.ahead, from)
+    const n = this.l1.length / 8
+    while (this.ahead < n && this.pending.size < L2_READ_AHEAD) {
+      const k = this.ahead++
+      if (!this.wanted(this.l1.readUInt32BE(k * 8), this.l1.readUInt32BE(k * 8 + 4))) continue
+      const p = this.read(k)
+      p.catch(() => undefined) // awaited (and reported) when its turn comes
+      this.pending.set(k, p)
+    }
+  }
+}
+
+async function walkL2 (ctx: CheckContext, refs: RefArray, l2Offset: Offset, active: boolean, l2: Buffer): Promise<void> {
   const g = ctx.geo
   const cs = ctx.cs
-  const l2 = await readTable(ctx, l2Offset, cs)
   const ext = g.extendedL2
   const dataFile = ctx.hasDataFile
   let next = 0 // where the next cluster would be if allocation were contiguous
@@ -164,7 +212,9 @@ async function walkL2 (ctx: CheckContext, refs: RefArray, l2Offset: Offset, acti
       ctx.say(`ERROR offset=${hex(offset)}: ${what} cluster is not properly aligned; L2 entry corrupted.`)
       ctx.res.corruptions++
     }
-    if (!dataFile) countRegion(ctx, refs, offset, cs)
+    if (dataFile) continue
+    if (!unaligned && typeof offset === 'number' && offset + cs <= ctx.fileSize) countCluster(ctx, refs, offset / cs)
+    else countRegion(ctx, refs, offset, cs)
   }
 }
 
@@ -174,6 +224,7 @@ async function rewriteEntryAsZero (ctx: CheckContext, l2Offset: Offset, index: n
   entry.writeUInt32BE(1, 4)
   try {
     if (typeof l2Offset !== 'number') throw new CheckAbort('Input/output error', 'EIO')
+    ctx.tableWrites++
     await ctx.guard!.write(entry, l2Offset + index * 8, ['active L2 table'])
   } catch (e) {
     const errno = (e as { errno?: string }).errno ?? 'EIO'
