@@ -51,10 +51,16 @@ export async function freeRegion (ctx: CheckContext, stored: StoredRefcounts, of
   if (size <= 0) return
   const first = Math.floor(offset / ctx.cs)
   const last = Math.floor((offset + size - 1) / ctx.cs)
+  for (let k = first; k <= last; k++) {
+    if (await stored.get(k) === 0) {
+      // nothing to free (the region was never counted): qemu reports it and changes nothing
+      ctx.say('qcow2_free_clusters failed: Invalid argument')
+      return
+    }
+  }
   const freed: number[] = []
   for (let k = first; k <= last; k++) {
     const rc = await stored.get(k)
-    if (rc === 0) continue
     await stored.set(k, rc - 1)
     if (rc === 1) freed.push(k)
   }

@@ -5,6 +5,7 @@
 import { type CheckContext } from './check-context.js'
 import { AUTOCLEAR_BITMAPS, CRYPT_LUKS, readU64 } from './header.js'
 import type { WalkLayout } from './check-walk.js'
+import { decodeSnapshots, type Qcow2Snapshot } from './snapshots.js'
 
 export interface RawSnapshot {
   id: string
@@ -13,39 +14,60 @@ export interface RawSnapshot {
   l1Size: number
   /** the entry has less extra data than its image version requires */
   incomplete: boolean
+  extraSize: number
+  /** the whole entry, as a rewrite of the table encodes it again */
+  entry: Qcow2Snapshot
 }
+
+/** qemu's limits on the snapshot table */
+export const MAX_SNAPSHOTS = 65536
+export const MAX_SNAPSHOT_EXTRA = 1024
 
 /** fixed part of a snapshot table entry */
 const SNAPSHOT_FIXED = 40
+/** extra data fields qemu knows (vm_state_size_large, disk_size, icount) */
+const KNOWN_EXTRA = 24
 /** v3 entries must carry vm_state_size_large and disk_size */
 const V3_MIN_EXTRA = 16
 /** qemu's bound on the bitmap directory */
 const MAX_BITMAP_DIRECTORY = 64 << 20
 
+/**
+ * Read the snapshot table entry by entry (bytes past the end of the file
+ * read as zeros, as in qemu). Extra data beyond qemu's limit is not kept:
+ * only a repair that drops it can use such an entry.
+ */
 export async function readSnapshotTable (ctx: CheckContext): Promise<{ snapshots: RawSnapshot[], size: number }> {
   const h = ctx.header
   const snapshots: RawSnapshot[] = []
   if (h.nbSnapshots === 0) return { snapshots, size: 0 }
   let pos = h.snapshotsOffset
   const fixed = Buffer.alloc(SNAPSHOT_FIXED)
-  for (let i = 0; i < h.nbSnapshots; i++) {
+  for (let i = 0; i < Math.min(h.nbSnapshots, MAX_SNAPSHOTS); i++) {
     await ctx.read(fixed, pos)
-    const l1TableOffset = readU64(fixed, 0)
-    const l1Size = fixed.readUInt32BE(8)
     const idLen = fixed.readUInt16BE(12)
     const nameLen = fixed.readUInt16BE(14)
     const extraLen = fixed.readUInt32BE(36)
+    const keptExtra = extraLen > MAX_SNAPSHOT_EXTRA ? Math.min(extraLen, KNOWN_EXTRA) : extraLen
+    const extra = Buffer.alloc(keptExtra)
+    await ctx.read(extra, pos + SNAPSHOT_FIXED)
     pos += SNAPSHOT_FIXED + extraLen
     const strings = Buffer.alloc(idLen + nameLen)
     await ctx.read(strings, pos)
     pos += idLen + nameLen
     pos = Math.ceil(pos / 8) * 8
+    // decode through the table codec: the fixed part, the kept extra data, id and name
+    const one = Buffer.concat([fixed, extra, strings])
+    one.writeUInt32BE(keptExtra, 36)
+    const entry = decodeSnapshots(one, 1).snapshots[0]
     snapshots.push({
-      id: strings.subarray(0, idLen).toString('utf8'),
-      name: strings.subarray(idLen).toString('utf8'),
-      l1TableOffset,
-      l1Size,
+      id: entry.id,
+      name: entry.name,
+      l1TableOffset: entry.l1TableOffset,
+      l1Size: entry.l1Size,
       incomplete: h.version >= 3 && extraLen < V3_MIN_EXTRA,
+      extraSize: extraLen,
+      entry,
     })
   }
   return { snapshots, size: pos - h.snapshotsOffset }

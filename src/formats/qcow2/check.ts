@@ -8,11 +8,11 @@
 // counts, and the old structure is then freed as leaks. A clean result after
 // repair clears the dirty and corrupt header bits.
 import type { CheckResult, RepairMode } from '../../block/types.js'
-import { BlockError } from '../../cli/errors.js'
+import { BlockError, strerror } from '../../cli/errors.js'
 import { CheckAbort, CheckContext, FIX_ERRORS, FIX_LEAKS, zeroCounters } from './check-context.js'
 import { compareRefcounts } from './check-compare.js'
 import { checkCopiedFlags } from './check-copied.js'
-import { readSnapshotTable, readWalkLayout } from './check-layout.js'
+import { MAX_SNAPSHOT_EXTRA, readSnapshotTable, readWalkLayout } from './check-layout.js'
 import { RefArray } from './check-refs.js'
 import { rebuildRefcounts } from './check-rebuild.js'
 import { StoredRefcounts } from './check-stored.js'
@@ -58,6 +58,28 @@ async function runCheck (img: Qcow2Image, ctx: CheckContext): Promise<CheckResul
   const { snapshots, size: snapshotsSize } = await readSnapshotTable(ctx)
   const snapshotRes = zeroCounters()
   let rewriteSnapshots = false
+  const overhang = ctx.header.nbSnapshots - snapshots.length
+  if (overhang > 0) {
+    if (!(fix & FIX_ERRORS)) {
+      ctx.sayReport('ERROR snapshot table too large')
+      ctx.say(`You can force-remove all ${overhang} overhanging snapshots with qemu-img check -r all`)
+      throw new CheckAbort('File too large', 'EFBIG')
+    }
+    ctx.say(`Discarding ${overhang} overhanging snapshots`)
+    snapshotRes.corruptionsFixed++
+    rewriteSnapshots = true
+  }
+  snapshots.forEach((sn, i) => {
+    if (sn.extraSize <= MAX_SNAPSHOT_EXTRA) return
+    if (!(fix & FIX_ERRORS)) {
+      ctx.sayReport(`ERROR failed to read the snapshot table: Too much extra metadata in snapshot table entry ${i}`)
+      ctx.say('You can force-remove this extra metadata with qemu-img check -r all')
+      throw new CheckAbort('File too large', 'EFBIG')
+    }
+    ctx.say(`Discarding too much extra metadata in snapshot table entry ${i} (${sn.extraSize} > ${MAX_SNAPSHOT_EXTRA})`)
+    snapshotRes.corruptionsFixed++
+    rewriteSnapshots = true
+  })
   snapshots.forEach((sn, i) => {
     if (!sn.incomplete) return
     if (fix & FIX_ERRORS) {
@@ -114,7 +136,16 @@ async function runCheck (img: Qcow2Image, ctx: CheckContext): Promise<CheckResul
   if (copied.l1) copied.l1.copy(img.l1, 0, 0, Math.min(copied.l1.length, img.l1.length))
   for (const off of copied.l2Offsets) img.shared.metadataCache.delete(img.shared.owner, off)
 
-  if (rewriteSnapshots) await rewriteSnapshotTable(ctx, stored, img.shared.snapshots, snapshotsSize, img.size)
+  if (rewriteSnapshots) {
+    img.shared.snapshots = snapshots.map(s => s.entry)
+    try {
+      await rewriteSnapshotTable(ctx, stored, img.shared.snapshots, snapshotsSize, img.size)
+    } catch (e) {
+      const errno = e instanceof BlockError ? e.errno : 'EIO'
+      ctx.say(`ERROR failed to update snapshot table: ${strerror(errno)}`)
+      throw new CheckAbort(strerror(errno), errno)
+    }
+  }
 
   const r = ctx.res
   r.corruptions += snapshotRes.corruptions
