@@ -4,13 +4,14 @@
 // directory with its bitmap tables.
 import { type CheckContext } from './check-context.js'
 import { AUTOCLEAR_BITMAPS, CRYPT_LUKS, readU64 } from './header.js'
-import type { WalkLayout } from './check-walk.js'
+import { joinOffset, type Offset, type WalkLayout } from './check-walk.js'
 import { decodeSnapshots, type Qcow2Snapshot } from './snapshots.js'
 
 export interface RawSnapshot {
   id: string
   name: string
   l1TableOffset: number
+  l1Offset: Offset
   l1Size: number
   /** the entry has less extra data than its image version requires */
   incomplete: boolean
@@ -64,6 +65,7 @@ export async function readSnapshotTable (ctx: CheckContext): Promise<{ snapshots
       id: entry.id,
       name: entry.name,
       l1TableOffset: entry.l1TableOffset,
+      l1Offset: joinOffset(fixed.readUInt32BE(0), fixed.readUInt32BE(4)),
       l1Size: entry.l1Size,
       incomplete: h.version >= 3 && extraLen < V3_MIN_EXTRA,
       extraSize: extraLen,

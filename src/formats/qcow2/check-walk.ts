@@ -3,7 +3,7 @@
 // Along the way entries that cannot be right are reported with qemu-img's
 // messages, and the active layer's allocation statistics are gathered.
 import { BlockError, strerror } from '../../cli/errors.js'
-import { CheckAbort, type CheckContext, FIX_ERRORS, hex, hex64 } from './check-context.js'
+import { altHex, CheckAbort, type CheckContext, FIX_ERRORS, hex, hex64 } from './check-context.js'
 import type { RefArray } from './check-refs.js'
 import type { StoredRefcounts } from './check-stored.js'
 import { OFLAG_COMPRESSED_HI, OFLAG_COPIED_HI } from './layout.js'
@@ -13,7 +13,8 @@ export const MAX_L1_ENTRIES = (32 << 20) / 8
 
 /** Everything besides the active L1 that references clusters, as the walk needs it. */
 export interface WalkLayout {
-  snapshots: { id: string, name: string, l1TableOffset: number, l1Size: number }[]
+  /** l1TableOffset is Infinity when beyond 2^53; l1Offset holds it exactly */
+  snapshots: { id: string, name: string, l1TableOffset: number, l1Offset: Offset, l1Size: number }[]
   snapshotsOffset: number
   snapshotsSize: number
   crypto?: { offset: number, length: number }
@@ -62,7 +63,7 @@ async function readTable (ctx: CheckContext, offset: Offset, size: number): Prom
 }
 
 /** Walk one L1 table and its L2 tables. `active` gathers the allocation statistics. */
-export async function walkL1 (ctx: CheckContext, refs: RefArray, l1Offset: number, l1Size: number, active: boolean): Promise<void> {
+export async function walkL1 (ctx: CheckContext, refs: RefArray, l1Offset: Offset, l1Size: number, active: boolean): Promise<void> {
   countRegion(ctx, refs, l1Offset, l1Size * 8)
   if (l1Size === 0) return
   const l1 = await readTable(ctx, l1Offset, l1Size * 8)
@@ -256,17 +257,17 @@ export async function countReferences (ctx: CheckContext, refs: RefArray, stored
   await walkL1(ctx, refs, h.l1TableOffset, h.l1Size, true)
 
   for (const sn of layout.snapshots) {
-    if (sn.l1TableOffset % ctx.cs !== 0) {
-      ctx.say(`ERROR snapshot ${sn.id} (${sn.name}) l1_offset=${altHexNum(sn.l1TableOffset)}: L1 table is not cluster aligned; snapshot table entry corrupted`)
+    if (BigInt(sn.l1Offset) % BigInt(ctx.cs) !== 0n) {
+      ctx.say(`ERROR snapshot ${sn.id} (${sn.name}) l1_offset=${altHex(sn.l1Offset)}: L1 table is not cluster aligned; snapshot table entry corrupted`)
       ctx.res.corruptions++
       continue
     }
     if (sn.l1Size > MAX_L1_ENTRIES) {
-      ctx.say(`ERROR snapshot ${sn.id} (${sn.name}) l1_size=${altHexNum(sn.l1Size)}: L1 table is too large; snapshot table entry corrupted`)
+      ctx.say(`ERROR snapshot ${sn.id} (${sn.name}) l1_size=${altHex(sn.l1Size)}: L1 table is too large; snapshot table entry corrupted`)
       ctx.res.corruptions++
       continue
     }
-    await walkL1(ctx, refs, sn.l1TableOffset, sn.l1Size, false)
+    await walkL1(ctx, refs, sn.l1Offset, sn.l1Size, false)
   }
   countRegion(ctx, refs, layout.snapshotsOffset, layout.snapshotsSize)
   countRegion(ctx, refs, h.refcountTableOffset, h.refcountTableClusters * ctx.cs)
@@ -275,9 +276,6 @@ export async function countReferences (ctx: CheckContext, refs: RefArray, stored
   return countRefblocks(ctx, refs, stored)
 }
 
-function altHexNum (v: number): string {
-  return v === 0 ? '0' : '0x' + v.toString(16)
-}
 
 async function countBitmaps (ctx: CheckContext, refs: RefArray, b: NonNullable<WalkLayout['bitmaps']>): Promise<void> {
   countRegion(ctx, refs, b.directoryOffset, b.directorySize)
