@@ -37,8 +37,9 @@ t.test('clean images from qemu-img give the same report', async t => {
   qemuImgOk(['bitmap', '--add', '-g', '512', f('bitmaps.qcow2'), 'b1'])
   qemuIoOk(['write -P 1 0 192k', 'write -P 1 32M 64k'], f('bitmaps.qcow2'))
 
-  qemuImgOk(['create', '-q', '-f', 'qcow2', '-o', 'data_file=ext.raw', f('datafile.qcow2'), '16M'])
-  qemuIoOk(['write -P 1 0 192k', 'write -P 1 1M 64k'], f('datafile.qcow2'))
+  // qemu opens an external data file relative to its working directory, not to the image
+  qemuImgOk(['create', '-q', '-f', 'qcow2', '-o', 'data_file=ext.raw', 'datafile.qcow2', '16M'], { cwd: dir })
+  qemuIoOk(['write -P 1 0 192k', 'write -P 1 1M 64k'], 'datafile.qcow2', [], { cwd: dir })
 
   qemuImgOk(['create', '-q', '-f', 'qcow2', '-b', 'c64k.qcow2', '-F', 'qcow2', f('overlay.qcow2')])
   qemuIoOk(['write -P 9 0 64k'], f('overlay.qcow2'))

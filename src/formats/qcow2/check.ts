@@ -12,14 +12,14 @@ import { BlockError, strerror } from '../../cli/errors.js'
 import { CheckAbort, CheckContext, FIX_ERRORS, FIX_LEAKS, zeroCounters } from './check-context.js'
 import { compareRefcounts } from './check-compare.js'
 import { checkCopiedFlags } from './check-copied.js'
-import { MAX_SNAPSHOT_EXTRA, readSnapshotTable, readWalkLayout } from './check-layout.js'
+import { readSnapshotTable, readWalkLayout } from './check-layout.js'
 import { RefArray } from './check-refs.js'
 import { rebuildRefcounts } from './check-rebuild.js'
 import { StoredRefcounts } from './check-stored.js'
 import { countReferences } from './check-walk.js'
 import { dropStaleBitmaps } from './check-header.js'
 import { OverlapGuard } from './check-overlap.js'
-import { rewriteSnapshotTable } from './check-snapshots.js'
+import { checkSnapshotTable, rewriteSnapshotTable } from './check-snapshots.js'
 import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY } from './header.js'
 import type { Qcow2Image } from './driver.js'
 
@@ -56,41 +56,7 @@ async function runCheck (img: Qcow2Image, ctx: CheckContext): Promise<CheckResul
   if (!img.readOnly) await dropStaleBitmaps(ctx)
 
   const { snapshots, size: snapshotsSize } = await readSnapshotTable(ctx)
-  const snapshotRes = zeroCounters()
-  let rewriteSnapshots = false
-  const overhang = ctx.header.nbSnapshots - snapshots.length
-  if (overhang > 0) {
-    if (!(fix & FIX_ERRORS)) {
-      ctx.sayReport('ERROR snapshot table too large')
-      ctx.say(`You can force-remove all ${overhang} overhanging snapshots with qemu-img check -r all`)
-      throw new CheckAbort('File too large', 'EFBIG')
-    }
-    ctx.say(`Discarding ${overhang} overhanging snapshots`)
-    snapshotRes.corruptionsFixed++
-    rewriteSnapshots = true
-  }
-  snapshots.forEach((sn, i) => {
-    if (sn.extraSize <= MAX_SNAPSHOT_EXTRA) return
-    if (!(fix & FIX_ERRORS)) {
-      ctx.sayReport(`ERROR failed to read the snapshot table: Too much extra metadata in snapshot table entry ${i}`)
-      ctx.say('You can force-remove this extra metadata with qemu-img check -r all')
-      throw new CheckAbort('File too large', 'EFBIG')
-    }
-    ctx.say(`Discarding too much extra metadata in snapshot table entry ${i} (${sn.extraSize} > ${MAX_SNAPSHOT_EXTRA})`)
-    snapshotRes.corruptionsFixed++
-    rewriteSnapshots = true
-  })
-  snapshots.forEach((sn, i) => {
-    if (!sn.incomplete) return
-    if (fix & FIX_ERRORS) {
-      ctx.say(`Repairing snapshot table entry ${i} is incomplete`)
-      snapshotRes.corruptionsFixed++
-      rewriteSnapshots = true
-    } else {
-      ctx.say(`ERROR snapshot table entry ${i} is incomplete`)
-      snapshotRes.corruptions++
-    }
-  })
+  const { res: snapshotRes, rewrite: rewriteSnapshots } = checkSnapshotTable(ctx, snapshots)
 
   const layout = await readWalkLayout(ctx, snapshots, snapshotsSize)
   const stored = new StoredRefcounts(ctx)
