@@ -2,7 +2,7 @@ import { QemuCommand } from '../src/cli/command.js'
 import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
 import { QemuError, UsageError, strerror } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
-import { isCacheMode } from '../src/cli/cache-mode.js'
+import { parseCacheMode } from '../src/cli/cache-mode.js'
 import { toQemuJson } from '../src/cli/qjson.js'
 import { checkToQapi, renderCheckHuman, renderRepairedHuman } from '../src/cli/render/check.js'
 import { err, out, report } from '../src/cli/output.js'
@@ -54,7 +54,13 @@ export default class Check extends QemuCommand {
     }
     if (args.length !== 1) throw new UsageError('Expecting one image file name')
     if (output !== 'human' && output !== 'json') throw new QemuError('--output must be used with human or json as argument.')
-    if (cache !== undefined && !isCacheMode(cache)) throw new QemuError(`Invalid source cache option: ${cache}`)
+    if (cache !== undefined) {
+      try {
+        parseCacheMode(cache)
+      } catch {
+        throw new QemuError(`Invalid source cache option: ${cache}`)
+      }
+    }
 
     const name = args[0]
     const img = await openForCommand({ name, format, imageOpts }, {

@@ -157,7 +157,10 @@ export interface OpenContext {
    * `prefixed`: printed as qemu's warn_report/error_report do, after the program name
    */
   warn(message: string, opts?: { prefixed?: boolean }): void
-  /** opened by `check` (BDRV_O_CHECK): a corrupt image may be opened read-write so it can be repaired */
+  /**
+   * opened by `check` (BDRV_O_CHECK): a corrupt or dirty image may be opened
+   * read-write so that check can repair it (no automatic repair, no write path)
+   */
   check?: boolean
 }
 

@@ -6,6 +6,7 @@ import { BlockError } from '../../cli/errors.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import type { CheckMessage } from '../../block/types.js'
 import type { OverlapGuard } from './check-overlap.js'
+import { writeHeaderIncompatible } from './header-update.js'
 import { INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, type Qcow2Header } from './header.js'
 import type { Geometry } from './layout.js'
 
@@ -115,12 +116,8 @@ export class CheckContext {
     }
     if (!this.dead) {
       this.say(`qcow2: Marking image as corrupt: ${message}; further corruption events will be suppressed`)
-      if (this.header.version >= 3 && !(this.header.incompatible & INCOMPAT_CORRUPT)) {
-        this.header.incompatible |= INCOMPAT_CORRUPT
-        const b = Buffer.alloc(8)
-        b.writeBigUInt64BE(this.header.incompatible)
-        await this.store.write(b, 72).catch(() => undefined)
-        await this.store.flush().catch(() => undefined)
+      if (!(this.header.incompatible & INCOMPAT_CORRUPT)) {
+        await writeHeaderIncompatible(this.store, this.header, this.header.incompatible | INCOMPAT_CORRUPT).catch(() => undefined)
       }
       this.dead = true
     }

@@ -1,9 +1,9 @@
-// What the check walk needs beyond the active L1 table, read straight from
-// the file: the snapshot table (with the byte size it occupies and the
+// What the check walk needs beyond the active L1 table: the snapshot table
+// read straight from the file (with the byte size it occupies and the
 // entries qemu calls incomplete), the encryption header and the bitmap
 // directory with its bitmap tables.
 import { type CheckContext } from './check-context.js'
-import { AUTOCLEAR_BITMAPS, CRYPT_LUKS, readU64 } from './header.js'
+import { AUTOCLEAR_BITMAPS, CRYPT_LUKS } from './header.js'
 import { joinOffset, type Offset, type WalkLayout } from './check-walk.js'
 import { decodeSnapshots, type Qcow2Snapshot } from './snapshots.js'
 
@@ -30,8 +30,6 @@ const SNAPSHOT_FIXED = 40
 const KNOWN_EXTRA = 24
 /** v3 entries must carry vm_state_size_large and disk_size */
 const V3_MIN_EXTRA = 16
-/** qemu's bound on the bitmap directory */
-const MAX_BITMAP_DIRECTORY = 64 << 20
 
 /**
  * Read the snapshot table entry by entry (bytes past the end of the file
@@ -58,7 +56,8 @@ export async function readSnapshotTable (ctx: CheckContext): Promise<{ snapshots
     pos += idLen + nameLen
     pos = Math.ceil(pos / 8) * 8
     // decode through the table codec: the fixed part, the kept extra data, id and name
-    const one = Buffer.concat([fixed, extra, strings])
+    const one = Buffer.alloc(Math.ceil((SNAPSHOT_FIXED + keptExtra + strings.length) / 8) * 8)
+    Buffer.concat([fixed, extra, strings]).copy(one)
     one.writeUInt32BE(keptExtra, 36)
     const entry = decodeSnapshots(one, 1).snapshots[0]
     snapshots.push({
@@ -75,25 +74,23 @@ export async function readSnapshotTable (ctx: CheckContext): Promise<{ snapshots
   return { snapshots, size: pos - h.snapshotsOffset }
 }
 
-export async function readWalkLayout (ctx: CheckContext, snapshots: RawSnapshot[], snapshotsSize: number): Promise<WalkLayout> {
+/**
+ * The walk's view of everything besides the L1 tables. `bitmaps` are the
+ * persistent bitmaps open() loaded (only when the autoclear bit says they
+ * are consistent; stale ones are leaks).
+ */
+export function walkLayout (ctx: CheckContext, snapshots: RawSnapshot[], snapshotsSize: number,
+  bitmaps: { tableOffset: number, tableSize: number }[]): WalkLayout {
   const h = ctx.header
   const layout: WalkLayout = { snapshots, snapshotsOffset: h.snapshotsOffset, snapshotsSize }
   if (h.cryptMethod === CRYPT_LUKS && h.cryptoHeader && h.cryptoHeader.length > 0) layout.crypto = h.cryptoHeader
   const b = h.bitmapsExt
-  if (b && (h.autoclear & AUTOCLEAR_BITMAPS) && b.nbBitmaps > 0 && b.directorySize <= MAX_BITMAP_DIRECTORY) {
-    const dir = Buffer.alloc(b.directorySize)
-    await ctx.read(dir, b.directoryOffset)
-    const tables: { offset: number, entries: number }[] = []
-    let pos = 0
-    for (let i = 0; i < b.nbBitmaps && pos + 24 <= dir.length; i++) {
-      const offset = readU64(dir, pos)
-      const entries = dir.readUInt32BE(pos + 8)
-      const nameSize = dir.readUInt16BE(pos + 18)
-      const extraSize = dir.readUInt32BE(pos + 20)
-      if (Number.isFinite(offset)) tables.push({ offset, entries })
-      pos = Math.ceil((pos + 24 + extraSize + nameSize) / 8) * 8
+  if (b && (h.autoclear & AUTOCLEAR_BITMAPS) && bitmaps.length > 0) {
+    layout.bitmaps = {
+      directoryOffset: b.directoryOffset,
+      directorySize: b.directorySize,
+      tables: bitmaps.map(t => ({ offset: t.tableOffset, entries: t.tableSize })),
     }
-    layout.bitmaps = { directoryOffset: b.directoryOffset, directorySize: b.directorySize, tables }
   }
   return layout
 }

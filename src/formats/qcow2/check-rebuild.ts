@@ -10,6 +10,7 @@ import { CheckAbort, type CheckContext } from './check-context.js'
 import type { RefArray } from './check-refs.js'
 import { refcountBlockEntries, setRefcount } from './refcount.js'
 import { writeU64 } from './header.js'
+import { writeHeaderRefcountTable } from './header-update.js'
 
 /** Refcount table size qemu accepts when opening (8 MiB) */
 const MAX_REFTABLE_BYTES = 8 << 20
@@ -80,17 +81,12 @@ export async function rebuildRefcounts (ctx: CheckContext, refs: RefArray): Prom
   }
 
   // switch the header to the new table in one sector write
-  const hdr = Buffer.alloc(12)
-  writeU64(hdr, 0, table.cluster * cs)
-  hdr.writeUInt32BE(table.clusters, 8)
   try {
-    await ctx.write(hdr, 48)
-    await ctx.store.flush()
+    if (ctx.dead) throw new BlockError('Input/output error', 'EIO')
+    await writeHeaderRefcountTable(ctx.store, ctx.header, table.cluster * cs, table.clusters)
   } catch (e) {
     throw writeFailure('ERROR setting reftable', e)
   }
-  ctx.header.refcountTableOffset = table.cluster * cs
-  ctx.header.refcountTableClusters = table.clusters
   await ctx.refreshFileSize()
 }
 

@@ -12,7 +12,7 @@ import { BlockError, strerror } from '../../cli/errors.js'
 import { CheckAbort, CheckContext, FIX_ERRORS, FIX_LEAKS, zeroCounters } from './check-context.js'
 import { compareRefcounts } from './check-compare.js'
 import { checkCopiedFlags } from './check-copied.js'
-import { readSnapshotTable, readWalkLayout } from './check-layout.js'
+import { readSnapshotTable, walkLayout } from './check-layout.js'
 import { RefArray } from './check-refs.js'
 import { rebuildRefcounts } from './check-rebuild.js'
 import { StoredRefcounts } from './check-stored.js'
@@ -21,6 +21,7 @@ import { dropStaleBitmaps } from './check-header.js'
 import { OverlapGuard } from './check-overlap.js'
 import { checkSnapshotTable, rewriteSnapshotTable } from './check-snapshots.js'
 import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY } from './header.js'
+import { writeHeaderIncompatible } from './header-update.js'
 import type { Qcow2Image } from './driver.js'
 
 export { CheckAbort }
@@ -58,7 +59,7 @@ async function runCheck (img: Qcow2Image, ctx: CheckContext): Promise<CheckResul
   const { snapshots, size: snapshotsSize } = await readSnapshotTable(ctx)
   const { res: snapshotRes, rewrite: rewriteSnapshots } = checkSnapshotTable(ctx, snapshots)
 
-  const layout = await readWalkLayout(ctx, snapshots, snapshotsSize)
+  const layout = walkLayout(ctx, snapshots, snapshotsSize, img.shared.bitmaps)
   const stored = new StoredRefcounts(ctx)
   await stored.load()
   ctx.guard = new OverlapGuard(ctx, stored, layout)
@@ -140,11 +141,7 @@ async function markClean (ctx: CheckContext): Promise<void> {
   const bits = h.incompatible & (INCOMPAT_DIRTY | INCOMPAT_CORRUPT)
   if (!bits) return
   await ctx.store.flush()
-  h.incompatible &= ~bits
-  const b = Buffer.alloc(8)
-  b.writeBigUInt64BE(h.incompatible)
-  await ctx.write(b, 72)
-  await ctx.store.flush()
+  await writeHeaderIncompatible(ctx.store, h, h.incompatible & ~bits)
 }
 
 /**

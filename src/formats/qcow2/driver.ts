@@ -432,7 +432,8 @@ export const qcow2Driver: BlockDriver = {
     const img = new Qcow2Image(ctx.filename, store, size, ctx.readOnly, shared, meta.l1)
     img.backingName = meta.header.backingFile
     img.backingFormat = meta.header.backingFormat
-    if (!ctx.readOnly) {
+    // check (even read-write, to repair) works on the file directly and needs no write path
+    if (!ctx.readOnly && !ctx.check) {
       try {
         const { openWriter } = await import('./open-write.js')
         shared.writer = await openWriter(img)
