@@ -118,6 +118,12 @@ export interface SnapshotSpec { id?: string, name?: string }
  * the method and report qemu's "not supported" message otherwise.
  */
 export interface ImageCapabilities {
+  /**
+   * Consistency check; with `repair`, fix what can be fixed (the image must be
+   * open read-write, opened with `check`). A check that cannot complete throws
+   * a BlockError that may carry `messages` (CheckMessage[] printed so far) and
+   * `reports` (error_report lines), for qemu-img's "Check failed: <errno>".
+   */
   check?(repair?: RepairMode): Promise<CheckResult>
   resize?(size: number, opts: { preallocation?: Preallocation, shrink?: boolean }): Promise<void>
   /** write one whole cluster compressed (convert -c) */

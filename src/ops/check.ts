@@ -17,7 +17,7 @@ export interface CheckOutcome {
   failure?: { errno: string, reports: string[] }
 }
 
-/** Thrown for formats without a check (qemu-img exits 63). */
+/** qemu-img's exit status for formats without a check */
 export const CHECK_NOT_SUPPORTED = 63
 
 interface AbortLike { errno: string, messages?: CheckMessage[], reports?: string[] }
