@@ -52,7 +52,7 @@ export async function compareRefcounts (ctx: CheckContext, refs: RefArray, store
     if (s === 0) rebuild = true
     else if (s > c) repair = (fix & FIX_LEAKS) !== 0
     else repair = (fix & FIX_ERRORS) !== 0
-    ctx.say(`${repair ? 'Repairing' : s < c ? 'ERROR' : 'Leaked'} cluster ${i} refcount=${s} reference=${c}`)
+    ctx.say(`${repair ? 'Repairing' : s < c ? 'ERROR' : 'Leaked'} cluster ${i} refcount=${stored.text(i, s)} reference=${c}`)
     if (!repair) {
       if (s < c) ctx.res.corruptions++
       else ctx.res.leaks++

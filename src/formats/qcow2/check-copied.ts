@@ -50,7 +50,8 @@ export async function checkCopiedFlags (ctx: CheckContext, stored: StoredRefcoun
     const rc = typeof l2Offset === 'number' ? stored.cached(Math.floor(l2Offset / cs)) ?? await refcountOf(l2Offset) : 0
     if (rc === undefined) continue
     if ((rc === 1) !== ((hi & OFLAG_COPIED_HI) !== 0)) {
-      ctx.say(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${hex64(hi, lo)} refcount=${rc}`)
+      const rcText = typeof l2Offset === 'number' ? stored.text(Math.floor(l2Offset / cs), rc) : String(rc)
+      ctx.say(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${hex64(hi, lo)} refcount=${rcText}`)
       if (repair) {
         l1.writeUInt32BE((rc === 1 ? hi | OFLAG_COPIED_HI : hi & ~OFLAG_COPIED_HI) >>> 0, i * 8)
         l1Changed = true
@@ -75,7 +76,8 @@ export async function checkCopiedFlags (ctx: CheckContext, stored: StoredRefcoun
       const drc = ctx.hasDataFile ? 1 : typeof offset === 'number' ? stored.cached(Math.floor(offset / cs)) ?? await refcountOf(offset) : 0
       if (drc === undefined) continue
       if ((drc === 1) !== ((ehi & OFLAG_COPIED_HI) !== 0)) {
-        ctx.say(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${hex64(ehi, elo)} refcount=${drc}`)
+        const rcText = typeof offset === 'number' && !ctx.hasDataFile ? stored.text(Math.floor(offset / cs), drc) : String(drc)
+        ctx.say(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${hex64(ehi, elo)} refcount=${rcText}`)
         if (repair) {
           l2.writeUInt32BE((drc === 1 ? ehi | OFLAG_COPIED_HI : ehi & ~OFLAG_COPIED_HI) >>> 0, e)
           l2Changed = true

@@ -101,6 +101,17 @@ export class StoredRefcounts {
     return getRefcount(block, k, this.order)
   }
 
+  /**
+   * A refcount as printed: 64-bit refcounts past 2^53 (where the numbers used
+   * for comparing saturate) are read exactly from the cached block.
+   */
+  text (cluster: number, value: number): string {
+    if (this.order < 6 || value < Number.MAX_SAFE_INTEGER) return String(value)
+    const i = Math.floor(cluster / this.perBlock)
+    const b = this.blocks.get(i)
+    return b ? b.readBigUInt64BE((cluster - i * this.perBlock) * 8).toString() : String(value)
+  }
+
   /** Stored refcount of host cluster `cluster`. Throws BlockError(EIO) for an unreadable block. */
   async get (cluster: number): Promise<number> {
     const hit = this.cached(cluster)
