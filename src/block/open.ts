@@ -32,6 +32,8 @@ export interface OpenImageOptions {
   onWarning?: (message: string, prefixed?: boolean) => void
   /** only metadata will be used (info, map of encrypted images): no key needed */
   noIO?: boolean
+  /** opened by `check`: see OpenContext.check (applies to the top image only) */
+  check?: boolean
   /** caches to use (shared by the whole chain; the FUSE server shares them across views) */
   clusterCache?: ClusterCache
   metadataCache?: ClusterCache
@@ -112,6 +114,7 @@ async function openOne (filename: string, opts: OpenImageOptions, secrets: Secre
       metadataCache: opts.metadataCache!,
       noIO: opts.noIO ?? false,
       warn: (m, o) => opts.onWarning?.(m, o?.prefixed),
+      check: opts.check,
     }
     image = await driver.open(store, ctx)
   } catch (err) {
@@ -143,6 +146,7 @@ async function openBacking (image: Image, opts: OpenImageOptions, secrets: Secre
       format: image.backingFormat,
       readOnly: !opts.writableBacking,
       options: {},
+      check: false,
     }, secrets, depth, seen)
   } catch (err) {
     if (err instanceof BlockError) throw new BlockError(`Could not open backing file: ${err.message}`, err.errno)
@@ -152,6 +156,7 @@ async function openBacking (image: Image, opts: OpenImageOptions, secrets: Secre
 
 /** Open an image and (unless noBacking) its whole backing chain. */
 export async function openImage (filename: string, opts: OpenImageOptions = {}): Promise<Image> {
+  if (opts.forceShare && opts.readOnly === false) throw new BlockError('force-share=on can only be used with read-only images', 'EINVAL')
   const seen = new Set<string>()
   try { seen.add(fs.realpathSync(filename)) } catch { /* reported by open */ }
   const withCaches: OpenImageOptions = {

@@ -84,6 +84,12 @@ export interface Image extends ImageCapabilities {
   close(): Promise<void>
 }
 
+/**
+ * A line a format's check prints on stderr while checking. `report` lines are
+ * qemu's error_report(): the program name and ": " go first.
+ */
+export type CheckMessage = string | { report: string }
+
 /** QAPI ImageCheck, as `check` reports it (absent fields are not printed). */
 export interface CheckResult {
   checkErrors: number
@@ -97,7 +103,7 @@ export interface CheckResult {
   fragmentedClusters?: number
   compressedClusters?: number
   /** messages qemu prints to stderr while checking ("ERROR ...", "Leaked cluster ...") in order */
-  messages: string[]
+  messages: CheckMessage[]
 }
 
 export type RepairMode = 'leaks' | 'all'
@@ -112,6 +118,12 @@ export interface SnapshotSpec { id?: string, name?: string }
  * the method and report qemu's "not supported" message otherwise.
  */
 export interface ImageCapabilities {
+  /**
+   * Consistency check; with `repair`, fix what can be fixed (the image must be
+   * open read-write, opened with `check`). A check that cannot complete throws
+   * a BlockError that may carry `messages` (CheckMessage[] printed so far) and
+   * `reports` (error_report lines), for qemu-img's "Check failed: <errno>".
+   */
   check?(repair?: RepairMode): Promise<CheckResult>
   resize?(size: number, opts: { preallocation?: Preallocation, shrink?: boolean }): Promise<void>
   /** write one whole cluster compressed (convert -c) */
@@ -151,6 +163,11 @@ export interface OpenContext {
    * `prefixed`: printed as qemu's warn_report/error_report do, after the program name
    */
   warn(message: string, opts?: { prefixed?: boolean }): void
+  /**
+   * opened by `check` (BDRV_O_CHECK): a corrupt or dirty image may be opened
+   * read-write so that check can repair it (no automatic repair, no write path)
+   */
+  check?: boolean
 }
 
 /** One -o option of a format, as `create -o help` lists it. */

@@ -5,7 +5,7 @@ import type { JsonValue } from '../../cli/qjson.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
 import { newCacheOwner, type ClusterCache } from '../../block/cache.js'
-import type { BlockDriver, ImageDetails, LayerStatus, OpenContext, Preallocation, SnapshotInfo, SnapshotSpec, WriteZeroesOptions } from '../../block/types.js'
+import type { BlockDriver, CheckResult, ImageDetails, LayerStatus, OpenContext, Preallocation, RepairMode, SnapshotInfo, SnapshotSpec, WriteZeroesOptions } from '../../block/types.js'
 import { decompressCluster } from './compress.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
@@ -274,6 +274,12 @@ export class Qcow2Image extends ImageBase {
     }
   }
 
+  /** qemu-img check (and repair): src/formats/qcow2/check.ts, loaded when used */
+  async check (repair?: RepairMode): Promise<CheckResult> {
+    const { checkQcow2 } = await import('./check.js')
+    return checkQcow2(this, repair)
+  }
+
   listSnapshots (): SnapshotInfo[] {
     return this.shared.snapshots.map(s => ({
       id: s.id,
@@ -427,7 +433,8 @@ export const qcow2Driver: BlockDriver = {
     const img = new Qcow2Image(ctx.filename, store, size, ctx.readOnly, shared, meta.l1)
     img.backingName = meta.header.backingFile
     img.backingFormat = meta.header.backingFormat
-    if (!ctx.readOnly) {
+    // check (even read-write, to repair) works on the file directly and needs no write path
+    if (!ctx.readOnly && !ctx.check) {
       try {
         const { openWriter } = await import('./open-write.js')
         shared.writer = await openWriter(img)

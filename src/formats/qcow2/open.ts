@@ -189,7 +189,8 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
 
   const unknownIncompat = header.incompatible & ~INCOMPAT_KNOWN
   if (unknownIncompat) fail(unsupportedFeatures(featureNamesOnly(first, header), unknownIncompat), 'ENOTSUP')
-  if ((header.incompatible & INCOMPAT_CORRUPT) && !ctx.readOnly) fail('qcow2: Image is corrupt; cannot be opened read/write', 'EACCES')
+  // check opens a corrupt image read-write to repair it
+  if ((header.incompatible & INCOMPAT_CORRUPT) && !ctx.readOnly && !ctx.check) fail('qcow2: Image is corrupt; cannot be opened read/write', 'EACCES')
 
   const extendedL2 = (header.incompatible & INCOMPAT_EXTL2) !== 0n
   if (extendedL2 && header.clusterBits < 14) fail(`Unsupported subcluster size: ${clusterSize / 32}`)
@@ -198,8 +199,10 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
   if (header.refcountTableClusters === 0) fail('Image does not contain a reference count table')
   validateTable('Reference count table', raw.refcountTableOffset, header.refcountTableClusters, clusterSize, MAX_REFTABLE_BYTES, clusterSize)
 
-  if (header.nbSnapshots > MAX_SNAPSHOTS) fail('Snapshot table too large', 'EFBIG')
-  validateTable('Snapshot table', raw.snapshotsOffset, header.nbSnapshots, SNAPSHOT_HEADER_SIZE, Infinity, clusterSize)
+  // check reports (and with -r all drops) the snapshots beyond the limit
+  const nbSnapshots = ctx.check ? Math.min(header.nbSnapshots, MAX_SNAPSHOTS) : header.nbSnapshots
+  if (nbSnapshots > MAX_SNAPSHOTS) fail('Snapshot table too large', 'EFBIG')
+  validateTable('Snapshot table', raw.snapshotsOffset, nbSnapshots, SNAPSHOT_HEADER_SIZE, Infinity, clusterSize)
 
   validateTable('Active L1 table', raw.l1TableOffset, header.l1Size, 8, MAX_L1_BYTES, clusterSize)
   const geo = new Geometry(header.clusterBits, extendedL2)
@@ -233,13 +236,15 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
     }
 
     let snapshots: Qcow2Snapshot[] = []
-    if (header.nbSnapshots > 0) {
+    if (nbSnapshots > 0) {
       try {
-        snapshots = await readSnapshotTable((buf, off) => readTable(store, buf, raw.snapshotsOffset + BigInt(off)), 0, header.nbSnapshots)
+        snapshots = await readSnapshotTable((buf, off) => readTable(store, buf, raw.snapshotsOffset + BigInt(off)), 0, nbSnapshots)
       } catch (e) {
-        if (e instanceof SnapshotTableError) fail(e.message)
-        if (e instanceof BlockError) fail(`Failed to read snapshot table: ${e.message}`, e.errno)
-        throw e
+        // check reads the snapshot table itself and reports what is wrong with it
+        if (ctx.check && (e instanceof SnapshotTableError || e instanceof BlockError)) snapshots = []
+        else if (e instanceof SnapshotTableError) fail(e.message)
+        else if (e instanceof BlockError) fail(`Failed to read snapshot table: ${e.message}`, e.errno)
+        else throw e
       }
     }
 
