@@ -35,7 +35,7 @@ export interface Qcow2Shared {
   clusterCache: ClusterCache
   /** cache key owner for tables read from the image file */
   owner: number
-  warn: (m: string) => void
+  warn: (m: string, opts?: { prefixed?: boolean }) => void
   corruptionReported: boolean
   /** the write path of a read-write image (changed L2 tables live there until flushed) */
   writer?: Qcow2Writer

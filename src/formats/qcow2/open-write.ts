@@ -5,16 +5,17 @@ import { BlockError } from '../../cli/errors.js'
 import { INCOMPAT_DIRTY } from './header.js'
 import { Qcow2Writer } from './write.js'
 import type { Qcow2Image } from './driver.js'
+import { repairQcow2 } from './check.js'
 
 export async function openWriter (img: Qcow2Image): Promise<Qcow2Writer> {
   if (img.header.incompatible & INCOMPAT_DIRTY) {
-    // REPAIR HOOK: the check developer's qcow2 check (src/formats/qcow2/check.ts)
-    // provides Image.check('all'), which rebuilds refcounts and clears the bit.
-    const check = (img as { check?: (mode: 'all') => Promise<unknown> }).check
-    if (typeof check !== 'function') {
-      throw new BlockError('Image has the dirty bit set (lazy refcounts) and needs a repair: run \'qemu-img check -r all\'', 'ENOTSUP')
+    // lazy refcounts left the refcounts stale: rebuild them before writing, and
+    // print what the repair found as qemu does (the lines `check -r all` prints)
+    const result = await repairQcow2(img)
+    for (const m of result.messages) {
+      if (typeof m === 'string') img.shared.warn(m + '\n')
+      else img.shared.warn(m.report, { prefixed: true })
     }
-    await check.call(img, 'all')
     if (img.header.incompatible & INCOMPAT_DIRTY) throw new BlockError('Could not repair dirty image', 'EIO')
   }
   return Qcow2Writer.open(img)
