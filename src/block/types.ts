@@ -170,18 +170,37 @@ export interface OpenContext {
   check?: boolean
 }
 
-/** One -o option of a format, as `create -o help` lists it. */
+/**
+ * One -o option of a format, as `create -o help` lists it. A driver lists its
+ * options in the order qemu-img prints them on the "Formatting" line.
+ */
 export interface CreateOptionSpec {
   name: string
   type: 'string' | 'size' | 'bool' | 'number'
   help: string
-  /** default shown in `-o help` as "(default: X)" */
+  /** value printed on create's "Formatting ..." line when the option is not given */
   defaultValue?: string
 }
 
 export interface CreateContext {
   secrets: SecretStore
+  /** a warning line, printed as "prog: message" */
   warn(message: string): void
+}
+
+/** What `measure` asks a format: the space an image converted to it would take. */
+export interface MeasureInput {
+  /** guest size in bytes */
+  size: number
+  /** the source image (absent for --size): its allocation decides the required size */
+  source?: Image
+}
+
+export interface MeasureResult {
+  required: number
+  fullyAllocated: number
+  /** space persistent bitmaps copied from the source would take (when both formats have them) */
+  bitmaps?: number
 }
 
 export interface BlockDriver {
@@ -199,4 +218,6 @@ export interface BlockDriver {
    * 'backing_file', 'backing_fmt' ...) after validation against createOptions.
    */
   create?(filename: string, options: Record<string, string>, ctx: CreateContext): Promise<void>
+  /** `measure`: options are -o values parsed against createOptions */
+  measure?(options: Record<string, string>, input: MeasureInput, ctx: CreateContext): Promise<MeasureResult>
 }

@@ -4,7 +4,7 @@
 // manifest and lazy loading of commands.
 import { Command } from '@oclif/core'
 import { getopt, type OptionSpec, type ParsedArgs } from './getopt.js'
-import { BlockError, QemuError, UsageError } from './errors.js'
+import { BlockError, QemuError, QemuErrorLines, UsageError } from './errors.js'
 import { helpText } from './help.js'
 import { out, report } from './output.js'
 import { programName } from './program.js'
@@ -47,7 +47,9 @@ export function reportError (e: unknown): void {
     process.stderr.write(`Try '${programName()} --help' for more information\n`)
     process.exitCode = 1
   } else if (e instanceof QemuError) {
-    if (e.message) report(e.message)
+    if (e instanceof QemuErrorLines) e.lines.forEach(l => report(l))
+    else if (e.message) report(e.message)
+    if (e.hint) process.stderr.write(e.hint)
     process.exitCode = e.exitCode
   } else if (e instanceof BlockError) {
     report(e.message)

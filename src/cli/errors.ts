@@ -3,9 +3,20 @@
 
 /** An error that ends the command with a one-line message and an exit code. */
 export class QemuError extends Error {
+  /** text qemu appends verbatim after the message line (error_append_hint), newline included or not */
+  hint?: string
+
   constructor (message: string, readonly exitCode = 1) {
     super(message)
     this.name = 'QemuError'
+  }
+}
+
+/** Several error lines, each printed with the program name (several error_report calls). */
+export class QemuErrorLines extends QemuError {
+  constructor (readonly lines: string[], exitCode = 1) {
+    super(lines.join('\n'), exitCode)
+    this.name = 'QemuErrorLines'
   }
 }
 

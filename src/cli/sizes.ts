@@ -94,7 +94,7 @@ export function strtosz (text: string, defaultSuffix = 'b'): ParsedSize {
     let fraction = frac ? Number('0.' + frac) : 0
     if (fraction >= 1) fraction = 0 // so many nines that the double rounds up: qemu drops it
     if (unit === 1n && fraction >= 2 ** -53) invalid()
-    value = value * unit + BigInt(Math.floor(fraction * Number(unit)))
+    value = value * unit + BigInt(Math.round(fraction * Number(unit)))
   }
   if (value > UINT64_MAX) throw new SizeError('range', 'Value too large')
   return { value, warning }

@@ -20,6 +20,7 @@ import type { LoadedBitmap } from './bitmap-load.js'
 import { MAX_L1_BYTES, readQcow2Metadata, validateTable } from './open.js'
 import { readTable } from './table-io.js'
 import type { Qcow2Writer } from './write.js'
+import { QCOW2_CREATE_OPTIONS } from './create-options.js'
 
 /** State shared by an image and the snapshot views opened from it. */
 export interface Qcow2Shared {
@@ -413,6 +414,15 @@ export const qcow2Driver: BlockDriver = {
     'cache-size', 'l2-cache-size', 'l2-cache-entry-size', 'refcount-cache-size', 'cache-clean-interval',
     'encrypt.*', 'data-file', 'data-file.*',
   ],
+  createOptions: QCOW2_CREATE_OPTIONS,
+  async create (filename, options, ctx) {
+    const { createQcow2 } = await import('./create.js')
+    await createQcow2(filename, options, ctx)
+  },
+  async measure (options, input, ctx) {
+    const { measureQcow2 } = await import('./measure.js')
+    return measureQcow2(options, input, ctx)
+  },
   async open (store: ByteStore, ctx: OpenContext) {
     const meta = await readQcow2Metadata(store, ctx)
     const shared: Qcow2Shared = {

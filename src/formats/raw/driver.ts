@@ -90,6 +90,15 @@ export class RawImage extends ImageBase {
 export const rawDriver: BlockDriver = {
   name: 'raw',
   runtimeOptions: ['offset', 'size'],
+  createOptions: [{ name: 'size', type: 'size', help: 'Virtual disk size' }],
+  async create (filename, options, ctx) {
+    const { createRaw } = await import('./create.js')
+    await createRaw(filename, options, ctx)
+  },
+  async measure (_options, input) {
+    const { measureRaw } = await import('./measure.js')
+    return measureRaw(input)
+  },
   async open (store: ByteStore, ctx: OpenContext) {
     // the block layer sees the file in whole sectors
     const fileSize = Math.ceil(await store.size() / SECTOR) * SECTOR

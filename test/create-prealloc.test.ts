@@ -1,0 +1,23 @@
+// create -o preallocation=...: metadata and data laid out as qemu-img lays them out.
+import t from 'tap'
+import { createBoth, sameFile } from './helpers/create-compare.js'
+
+const PREALLOC_MATRIX: Array<[string, string]> = [
+  ['', '1M'], ['', '1'], ['', '2000000'], ['cluster_size=512', '1M'], ['cluster_size=4k,refcount_bits=64', '3M'],
+  ['extended_l2=on', '1'], ['extended_l2=on', '2000000'], ['cluster_size=2M', '3M'], ['compat=0.10', '1M'],
+]
+
+t.test('preallocation lays out metadata and data like qemu-img', async t => {
+  const root = t.testdir()
+  for (const mode of ['metadata', 'falloc', 'full']) {
+    for (const [o, size] of PREALLOC_MATRIX) {
+      const args = ['-f', 'qcow2', '-o', `preallocation=${mode}${o ? ',' + o : ''}`, 'img.qcow2', size]
+      const c = createBoth(t, root, args)
+      sameFile(t, c, 'img.qcow2', { check: [] })
+    }
+  }
+  // a larger metadata preallocation: many L2 tables interleaved with data
+  const c = createBoth(t, root, ['-f', 'qcow2', '-o', 'preallocation=metadata', 'img.qcow2', '1G'])
+  sameFile(t, c, 'img.qcow2', { check: [] })
+})
+
