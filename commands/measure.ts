@@ -4,7 +4,7 @@ import { QemuError } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
 import { checkOptionList } from '../src/cli/create-options.js'
 import { parseImageSizeArg } from '../src/cli/create-args.js'
-import { openSnapshotParam } from '../src/cli/snapshot-param.js'
+import { openSnapshotParam, parseSnapshotParam, type SnapshotParam } from '../src/cli/snapshot-param.js'
 import { measureImage } from '../src/ops/measure.js'
 import { toQemuJson } from '../src/cli/qjson.js'
 import { out, report } from '../src/cli/output.js'
@@ -27,7 +27,7 @@ export default class Measure extends QemuCommand {
     let format: string | undefined
     let outFormat = 'raw'
     let options: string | undefined
-    let snapshot: string | undefined
+    let snapshot: SnapshotParam | undefined
     let imageOpts = false
     let forceShare = false
     let json = false
@@ -41,7 +41,7 @@ export default class Measure extends QemuCommand {
           checkOptionList(o.value!)
           options = options === undefined ? o.value : `${options},${o.value}`
           break
-        case 'l': snapshot = o.value; break
+        case 'l': snapshot = parseSnapshotParam(o.value!); break
         case 'U': forceShare = true; break
         case 'object': objects.push(o.value!); break
         case 'image-opts': imageOpts = true; break

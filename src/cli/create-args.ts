@@ -3,7 +3,8 @@
 import { QemuError, QemuErrorLines } from './errors.js'
 import { INT64_MAX, strtosz, SizeError } from './sizes.js'
 import { createOptionsHelp } from './create-options.js'
-import { creatableDriver, createOptionList } from '../ops/create.js'
+import { creatableDriver } from '../ops/create.js'
+import { FILE_CREATE_OPTIONS } from '../block/file-create.js'
 
 /**
  * A size given on the command line (create's size, measure --size), with
@@ -26,5 +27,5 @@ export function parseImageSizeArg (text: string, warn: (message: string) => void
 /** `-o help`: the format's options, merged with the file protocol's when a target file is named. */
 export async function printCreateOptionsHelp (format: string, filename: string | undefined): Promise<string> {
   const driver = await creatableDriver(format)
-  return createOptionsHelp(format, driver.createOptions ?? [], filename === undefined ? undefined : createOptionList(driver))
+  return createOptionsHelp(format, driver.createOptions ?? [], filename === undefined ? null : FILE_CREATE_OPTIONS)
 }

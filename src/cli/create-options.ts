@@ -26,8 +26,12 @@ export function splitOptionList (text: string): string[] {
 }
 
 /** qemu-img's check of one -o argument: no empty element (",", "a,", ",a", ""). */
+export function isValidOptionList (text: string): boolean {
+  return !splitOptionList(text).some(e => e === '')
+}
+
 export function checkOptionList (text: string): void {
-  if (splitOptionList(text).some(e => e === '')) throw new QemuError(`Invalid option list: ${text}`)
+  if (!isValidOptionList(text)) throw new QemuError(`Invalid option list: ${text}`)
 }
 
 /** Does the accumulated -o string ask for help ("help" or "?" as an element)? */
@@ -86,7 +90,7 @@ function normalize (spec: CreateOptionSpec, value: string, warn: (m: string) => 
  * replace earlier ones; a bare "key" means key=on and "nokey" key=off.
  * Errors carry qemu's wording (the caller prefixes the file name).
  */
-export function parseCreateOptions (text: string | undefined, specs: readonly CreateOptionSpec[], warn: (m: string) => void): Record<string, string> {
+export function parseCreateOptions (text: string | undefined, specs: readonly CreateOptionSpec[], warn: (m: string) => void = () => undefined): Record<string, string> {
   const values: Record<string, string> = {}
   if (text === undefined) return values
   for (const elem of splitOptionList(text)) {
@@ -133,10 +137,10 @@ export function optionHelpLines (specs: readonly CreateOptionSpec[]): string {
 
 /**
  * `-o help`: without a target file name only the format's options (and a
- * hint about the protocol's); with one, the merged list.
+ * hint about the protocol's); with one (`protocol` given), both merged.
  */
-export function createOptionsHelp (format: string, formatSpecs: readonly CreateOptionSpec[], merged: readonly CreateOptionSpec[] | undefined): string {
-  if (merged) return 'Supported options:\n' + optionHelpLines(merged)
+export function createOptionsHelp (format: string, formatSpecs: readonly CreateOptionSpec[], protocol: readonly CreateOptionSpec[] | null): string {
+  if (protocol) return 'Supported options:\n' + optionHelpLines(mergeOptionSpecs(formatSpecs, protocol))
   return `Supported ${format} options:\n` + optionHelpLines(formatSpecs) +
     '\nThe protocol level may support further options.\nSpecify the target filename to include those options.\n'
 }

@@ -1,33 +1,44 @@
-// -l snapshot_param ('snapshot.id=[ID],snapshot.name=[NAME]' or '[ID_OR_NAME]'),
-// as measure and convert take it: a read-only view of the image at that snapshot.
-import { QemuError } from './errors.js'
-import { parseKeyValues } from './qemu-opts.js'
+// -l SNAPSHOT_PARAM (convert, measure): parsing it as qemu-img does and
+// opening the snapshot's read-only view of an image.
+import { BlockError, QemuError, QemuErrorLines } from './errors.js'
 import type { Image, SnapshotSpec } from '../block/types.js'
 
-export function parseSnapshotParam (text: string): SnapshotSpec | string {
-  if (!text.startsWith('snapshot.')) return text
+/**
+ * -l: "snapshot.id=ID,snapshot.name=NAME" (either or both must match), or a
+ * bare ID_OR_NAME (`idOrName`: an id first, then a name).
+ */
+export type SnapshotParam = { spec: SnapshotSpec, idOrName: false } | { spec: { name: string }, idOrName: true }
+
+export function parseSnapshotParam (text: string): SnapshotParam {
+  if (!text.startsWith('snapshot.')) return { spec: { name: text }, idOrName: true }
   const spec: SnapshotSpec = {}
-  for (const [k, v] of parseKeyValues(text)) {
-    if (k === 'snapshot.id') spec.id = v
-    else if (k === 'snapshot.name') spec.name = v
-    else throw new QemuError(`Invalid parameter '${k}'`)
+  for (const elem of text.split(',')) {
+    const eq = elem.indexOf('=')
+    const key = eq < 0 ? elem : elem.slice(0, eq)
+    const value = eq < 0 ? 'on' : elem.slice(eq + 1)
+    if (key === 'snapshot.id') spec.id = value
+    else if (key === 'snapshot.name') spec.name = value
+    else throw new QemuErrorLines([`Invalid parameter '${key}'`, `Failed in parsing snapshot param '${text}'`])
   }
-  return spec
+  return { spec, idOrName: false }
 }
 
-interface SnapshotLookup {
-  findSnapshot?(spec: SnapshotSpec): unknown
-  openSnapshot?(snap: unknown): Promise<Image>
-}
-
-export async function openSnapshotParam (img: Image, text: string): Promise<Image> {
-  const param = parseSnapshotParam(text)
-  const lookup = img as Image & SnapshotLookup
-  let found: unknown
-  if (lookup.findSnapshot) {
-    // a bare string is an id first, then a name
-    found = typeof param === 'string' ? lookup.findSnapshot({ id: param }) ?? lookup.findSnapshot({ name: param }) : lookup.findSnapshot(param)
+/** The snapshot view of `img` that -l names, with qemu-img's messages. */
+export async function openSnapshotParam (img: Image, param: SnapshotParam): Promise<Image> {
+  const fail = (why: string): never => { throw new QemuError(`Failed to load snapshot: ${why}`) }
+  if (!img.openSnapshot) fail(`Block format '${img.format}' used by device '' does not support temporarily loading internal snapshots`)
+  let spec: SnapshotSpec = param.spec
+  if (param.idOrName) {
+    const list = img.listSnapshots?.() ?? []
+    const key = param.spec.name
+    const found = list.find(s => s.id === key) ?? list.find(s => s.name === key)
+    if (!found) fail('Can\'t find snapshot')
+    spec = { id: found!.id, name: found!.name }
   }
-  if (found === undefined || !lookup.openSnapshot) throw new QemuError('Failed to load snapshot: Can\'t find snapshot')
-  return lookup.openSnapshot(found)
+  try {
+    return await img.openSnapshot!(spec)
+  } catch (e) {
+    if (e instanceof BlockError) fail(e.message)
+    throw e
+  }
 }

@@ -10,7 +10,7 @@ import { resolveRelative } from '../../block/paths.js'
 import type { CreateContext } from '../../block/types.js'
 import type { FileStore } from '../../io/file-store.js'
 import {
-  AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZLIB, COMPRESSION_ZSTD, CRYPT_AES, CRYPT_NONE,
+  AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZLIB, COMPRESSION_ZSTD, CRYPT_AES, CRYPT_LUKS, CRYPT_NONE, EXT_CRYPTO,
   EXT_BACKING_FORMAT, EXT_DATA_FILE, EXT_FEATURE_TABLE, INCOMPAT_COMPRESSION, INCOMPAT_DATA_FILE, INCOMPAT_EXTL2,
   V2_HEADER_LENGTH, V3_HEADER_LENGTH_WITH_COMPRESSION, encodeExtension, encodeHeader, writeU64, type Qcow2Header,
 } from './header.js'
@@ -18,6 +18,7 @@ import { Geometry } from './layout.js'
 import { encodeRefblock, planQcow2Layout, type Qcow2Layout } from './create-layout.js'
 import { validateQcow2Options, type Qcow2CreateSpec } from './create-options.js'
 import { MAX_L1_BYTES } from './refcount-math.js'
+import { loadEncryptionSetup } from './encryption-setup.js'
 
 const COPIED = 0x80000000
 
@@ -41,7 +42,7 @@ function featureTable (): Buffer {
  * Cluster 0: header, extensions (backing format, data file, feature table
  * when it fits, end marker), then the backing file name.
  */
-export function buildHeaderCluster (spec: Qcow2CreateSpec, layout: Qcow2Layout): Buffer {
+export function buildHeaderCluster (spec: Qcow2CreateSpec, layout: Qcow2Layout, luksLength = 0): Buffer {
   const cs = layout.clusterSize
   const v3 = spec.version >= 3
   const h: Qcow2Header = {
@@ -50,7 +51,7 @@ export function buildHeaderCluster (spec: Qcow2CreateSpec, layout: Qcow2Layout):
     backingFileSize: 0,
     clusterBits: spec.clusterBits,
     size: spec.size,
-    cryptMethod: spec.encryption?.format === 'aes' ? CRYPT_AES : CRYPT_NONE,
+    cryptMethod: spec.encryption?.format === 'aes' ? CRYPT_AES : spec.encryption?.format === 'luks' ? CRYPT_LUKS : CRYPT_NONE,
     l1Size: layout.l1Size,
     l1TableOffset: layout.l1Cluster * cs,
     refcountTableOffset: layout.reftableCluster * cs,
@@ -71,6 +72,12 @@ export function buildHeaderCluster (spec: Qcow2CreateSpec, layout: Qcow2Layout):
   if (spec.extendedL2) h.incompatible |= INCOMPAT_EXTL2
   const exts: Buffer[] = []
   if (spec.backingFormat !== undefined) exts.push(encodeExtension(EXT_BACKING_FORMAT, Buffer.from(spec.backingFormat, 'utf8')))
+  if (luksLength > 0) {
+    const crypto = Buffer.alloc(16)
+    writeU64(crypto, 0, layout.cryptoCluster * cs)
+    writeU64(crypto, 8, luksLength)
+    exts.push(encodeExtension(EXT_CRYPTO, crypto))
+  }
   if (spec.dataFile !== undefined) exts.push(encodeExtension(EXT_DATA_FILE, Buffer.from(spec.dataFile, 'utf8')))
   const backing = spec.backingFile !== undefined ? Buffer.from(spec.backingFile, 'utf8') : Buffer.alloc(0)
   const fixedLen = h.headerLength + exts.reduce((n, e) => n + e.length, 0) + 8
@@ -115,10 +122,16 @@ function buildL2 (run: Qcow2Layout['l2'][number], geo: Geometry): Buffer {
   return l2
 }
 
-async function writeLayout (store: FileStore, spec: Qcow2CreateSpec, layout: Qcow2Layout, dataStore: FileStore | null): Promise<void> {
+async function writeLayout (store: FileStore, spec: Qcow2CreateSpec, layout: Qcow2Layout, dataStore: FileStore | null, luksArea?: Buffer): Promise<void> {
   const cs = layout.clusterSize
   const geo = new Geometry(spec.clusterBits, spec.extendedL2)
-  await store.write(buildHeaderCluster(spec, layout), 0)
+  await store.write(buildHeaderCluster(spec, layout, luksArea?.length), 0)
+  if (luksArea) {
+    // the clusters are zeroed whole, then the header and key slots written
+    const area = Buffer.alloc(Math.ceil(luksArea.length / cs) * cs)
+    luksArea.copy(area)
+    await store.write(area, layout.cryptoCluster * cs)
+  }
   if (layout.reftableCluster !== 1) {
     // the first refcount table stays behind (freed, possibly reused later) as qemu leaves it
     const first = Buffer.alloc(cs)
@@ -148,9 +161,12 @@ async function writeLayout (store: FileStore, spec: Qcow2CreateSpec, layout: Qco
 export async function createQcow2 (filename: string, options: Record<string, string>, ctx: CreateContext): Promise<void> {
   const spec = validateQcow2Options(options)
   checkFileOptions(options)
-  if (spec.encryption) {
-    ctx.secrets.get(spec.encryption.keySecret!) // qemu's message when the secret is unknown
-    if (spec.encryption.format === 'luks') throw new BlockError('LUKS encryption (encrypt.format=luks) is not supported by qimg yet', 'ENOTSUP')
+  let luksArea: Buffer | undefined
+  if (spec.encryption?.format === 'aes') ctx.secrets.get(spec.encryption.keySecret!) // qemu's message when the secret is unknown
+  if (spec.encryption?.format === 'luks') {
+    // the crypto layer checks the algorithms and the secret, and builds header and key slots
+    const setup = await (await loadEncryptionSetup()).prepareQcow2Encryption(options, ctx.secrets)
+    luksArea = setup?.luksArea
   }
   const geo = new Geometry(spec.clusterBits, spec.extendedL2)
   let problem: string | undefined
@@ -171,8 +187,9 @@ export async function createQcow2 (filename: string, options: Record<string, str
       size: spec.size,
       preallocation: spec.preallocation,
       externalData: dataStore !== null,
+      cryptoClusters: luksArea ? Math.ceil(luksArea.length / 2 ** spec.clusterBits) : 0,
     })
-    await writeLayout(store, spec, layout, dataStore)
+    await writeLayout(store, spec, layout, dataStore, luksArea)
   } catch (e) {
     await store?.close().catch(() => undefined)
     store = null

@@ -6,7 +6,7 @@ import { isOn } from '../../cli/create-options.js'
 import type { CreateContext, Image, MeasureInput, MeasureResult } from '../../block/types.js'
 import { Geometry } from './layout.js'
 import { fullyAllocatedLayout, l1EntriesFor, MAX_L1_BYTES } from './refcount-math.js'
-import { luksHeaderBytes } from './luks-size.js'
+import { loadEncryptionSetup } from './encryption-setup.js'
 import { AUTOCLEAR_BITMAPS, readU64, type Qcow2Header } from './header.js'
 
 function fail (message: string): never {
@@ -72,10 +72,8 @@ export async function measureQcow2 (o: Record<string, string>, input: MeasureInp
   if (!['off', 'metadata', 'falloc', 'full'].includes(prealloc)) fail(`invalid parameter value: ${prealloc}`)
   let luks = 0
   if (o['encrypt.format'] === 'luks') {
-    const secret = o['encrypt.key-secret']
-    if (secret === undefined) fail('Parameter \'encrypt.key-secret\' is required for cipher')
-    ctx.secrets.get(secret)
-    luks = luksHeaderBytes(o['encrypt.cipher-alg'], o['encrypt.cipher-mode'])
+    // room for the LUKS header and key slots, with create's checks of the options and the secret
+    luks = (await loadEncryptionSetup()).qcow2EncryptionAreaBytes(o, ctx.secrets)
   }
   const geo = new Geometry(clusterBits, extendedL2)
   if (l1EntriesFor(input.size, geo) * 8 > MAX_L1_BYTES) fail('The image size is too large (try using a larger cluster size)')

@@ -6,6 +6,7 @@ import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
 import type { BlockDriver, LayerStatus, OpenContext, Preallocation, WriteZeroesOptions } from '../../block/types.js'
 import { SizeError, strtosz } from '../../cli/sizes.js'
+import { createRaw, RAW_CREATE_OPTIONS } from './create.js'
 
 const SECTOR = 512
 
@@ -90,11 +91,8 @@ export class RawImage extends ImageBase {
 export const rawDriver: BlockDriver = {
   name: 'raw',
   runtimeOptions: ['offset', 'size'],
-  createOptions: [{ name: 'size', type: 'size', help: 'Virtual disk size' }],
-  async create (filename, options, ctx) {
-    const { createRaw } = await import('./create.js')
-    await createRaw(filename, options, ctx)
-  },
+  createOptions: RAW_CREATE_OPTIONS,
+  create: createRaw,
   async measure (_options, input) {
     const { measureRaw } = await import('./measure.js')
     return measureRaw(input)

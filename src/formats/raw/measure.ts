@@ -1,6 +1,8 @@
-// `measure -O raw`: a raw image is as large as its guest, however sparse.
+// `measure -O raw`: a raw image is as large as its guest (in whole
+// sectors), however sparse.
 import type { MeasureInput, MeasureResult } from '../../block/types.js'
 
 export async function measureRaw (input: MeasureInput): Promise<MeasureResult> {
-  return { required: input.size, fullyAllocated: input.size }
+  const size = Math.ceil(input.size / 512) * 512
+  return { required: size, fullyAllocated: size }
 }
