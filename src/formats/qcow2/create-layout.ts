@@ -24,7 +24,7 @@ export interface LayoutParams {
   preallocation: Preallocation
   /** data clusters live in an external file: only metadata is allocated here */
   externalData: boolean
-  /** clusters to allocate for an encryption header before the L1 table (0 = none) */
+  /** clusters to allocate for an encryption header, after everything else (0 = none) */
   cryptoClusters?: number
 }
 
@@ -198,10 +198,6 @@ export function planQcow2Layout (p: LayoutParams): Qcow2Layout {
     clusterSize: cs, l1Size: 0, l1Cluster: 0, reftableCluster: 1, reftableClusters: 1, reftable: [],
     refblocks: b.blocks, l2: [], cryptoCluster: 0, zeroWrites: [], fileLength: 0,
   }
-  if (p.cryptoClusters) {
-    layout.cryptoCluster = b.alloc(p.cryptoClusters)
-    b.noteWrite(layout.cryptoCluster * cs, p.cryptoClusters * cs)
-  }
   const l1Size = Math.ceil(p.size / geo.l2Coverage)
   if (l1Size > 0) {
     layout.l1Size = l1Size
@@ -211,6 +207,11 @@ export function planQcow2Layout (p: LayoutParams): Qcow2Layout {
   const dataClusters = Math.ceil(p.size / cs)
   if (p.preallocation === 'metadata') preallocateMetadata(b, p, geo, layout, dataClusters)
   else if (p.preallocation === 'falloc' || p.preallocation === 'full') preallocateData(b, p, geo, layout, dataClusters)
+  // the encryption header comes once the image has its size (and preallocation)
+  if (p.cryptoClusters) {
+    layout.cryptoCluster = b.alloc(p.cryptoClusters)
+    b.noteWrite(layout.cryptoCluster * cs, p.cryptoClusters * cs)
+  }
   layout.reftable = b.reftable
   layout.reftableCluster = b.reftableCluster
   layout.reftableClusters = b.reftableClusters
