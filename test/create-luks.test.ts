@@ -26,7 +26,7 @@ t.test('LUKS-encrypted qcow2 images', { skip: cryptoBuilt ? false : 'the crypto 
     const r = qimg(['create', '-q', '-f', 'qcow2', ...SECRET, '-o', opts, ours, '1M'])
     t.equal(r.code, 0, `created: ${opts} ${r.stderr}`)
     t.equal(qemuImg(['check', ...SECRET, ...imageOpts(ours)]).code, 0, `qemu-img check: ${opts}`)
-    const io = qemuIo(['write -P 7 0 64k', 'read -P 7 0 64k'], '', [...SECRET, ...imageOpts(ours)])
+    const io = qemuIo(['write -P 7 0 64k', 'read -P 7 0 64k'], imageOpts(ours)[1], [...SECRET, '--image-opts'])
     t.match(io.stdout, /read 65536\/65536/, `qemu-io reads back what it wrote: ${opts}`)
     // qemu's own LUKS creation can give up timing its PBKDF on a busy machine: try a few times
     let made = false
