@@ -18,7 +18,7 @@ import { Geometry } from './layout.js'
 import { encodeRefblock, planQcow2Layout, type Qcow2Layout } from './create-layout.js'
 import { validateQcow2Options, type Qcow2CreateSpec } from './create-options.js'
 import { MAX_L1_BYTES } from './refcount-math.js'
-import { loadEncryptionSetup } from './encryption-setup.js'
+import { luksSetup } from './encryption-setup.js'
 
 const COPIED = 0x80000000
 
@@ -165,7 +165,7 @@ export async function createQcow2 (filename: string, options: Record<string, str
   if (spec.encryption?.format === 'aes') ctx.secrets.get(spec.encryption.keySecret!) // qemu's message when the secret is unknown
   if (spec.encryption?.format === 'luks') {
     // the crypto layer checks the algorithms and the secret, and builds header and key slots
-    const setup = await (await loadEncryptionSetup()).prepareQcow2Encryption(options, ctx.secrets)
+    const setup = await (await luksSetup(options, ctx.secrets)).prepareQcow2Encryption(options, ctx.secrets)
     luksArea = setup?.luksArea
   }
   const geo = new Geometry(spec.clusterBits, spec.extendedL2)

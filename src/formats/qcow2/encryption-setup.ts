@@ -13,10 +13,18 @@ export interface Qcow2EncryptionSetupApi {
 
 const MODULE = '../../crypto/qcow2-setup.js'
 
-export async function loadEncryptionSetup (): Promise<Qcow2EncryptionSetupApi> {
+/**
+ * The crypto layer's qcow2 setup. Without it, the checks qemu makes first
+ * (a key secret named, and known) still give qemu's messages; then LUKS is
+ * refused.
+ */
+export async function luksSetup (o: Record<string, string>, secrets: SecretStore): Promise<Qcow2EncryptionSetupApi> {
   try {
     return await import(MODULE) as Qcow2EncryptionSetupApi
   } catch {
+    const id = o['encrypt.key-secret']
+    if (id === undefined) throw new BlockError('Parameter \'encrypt.key-secret\' is required for cipher', 'EINVAL')
+    secrets.get(id)
     throw new BlockError('LUKS encryption (encrypt.format=luks) is not supported by this qimg build', 'ENOTSUP')
   }
 }

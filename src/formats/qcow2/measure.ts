@@ -6,7 +6,7 @@ import { isOn } from '../../cli/create-options.js'
 import type { CreateContext, Image, MeasureInput, MeasureResult } from '../../block/types.js'
 import { Geometry } from './layout.js'
 import { fullyAllocatedLayout, l1EntriesFor, MAX_L1_BYTES } from './refcount-math.js'
-import { loadEncryptionSetup } from './encryption-setup.js'
+import { luksSetup } from './encryption-setup.js'
 import { AUTOCLEAR_BITMAPS, readU64, type Qcow2Header } from './header.js'
 
 function fail (message: string): never {
@@ -73,7 +73,7 @@ export async function measureQcow2 (o: Record<string, string>, input: MeasureInp
   let luks = 0
   if (o['encrypt.format'] === 'luks') {
     // room for the LUKS header and key slots, with create's checks of the options and the secret
-    luks = (await loadEncryptionSetup()).qcow2EncryptionAreaBytes(o, ctx.secrets)
+    luks = (await luksSetup(o, ctx.secrets)).qcow2EncryptionAreaBytes(o, ctx.secrets)
   }
   const geo = new Geometry(clusterBits, extendedL2)
   if (l1EntriesFor(input.size, geo) * 8 > MAX_L1_BYTES) fail('The image size is too large (try using a larger cluster size)')
