@@ -1,6 +1,7 @@
 // create with backing files, external data files and legacy AES encryption:
 // the same files as qemu-img's.
 import t from 'tap'
+import fs from 'node:fs'
 import { qemuImgOk } from './helpers/run.js'
 import { createBoth, sameFile } from './helpers/create-compare.js'
 
@@ -9,6 +10,7 @@ t.test('backing files, data files and legacy encryption', async t => {
   const base = (dir: string) => {
     qemuImgOk(['create', '-q', '-f', 'qcow2', `${dir}/base.qcow2`, '5M'])
     qemuImgOk(['create', '-q', '-f', 'raw', `${dir}/base.raw`, '3M'])
+    fs.mkdirSync(`${dir}/sub`)
   }
   const cases: string[][] = [
     ['-b', 'base.qcow2', '-F', 'qcow2', 'img.qcow2'],
@@ -20,6 +22,7 @@ t.test('backing files, data files and legacy encryption', async t => {
     ['-u', '-b', 'nonexistent.qcow2', '-F', 'qcow2', 'img.qcow2', '1M'],
     ['-o', 'preallocation=full,extended_l2=on', '-b', 'base.qcow2', '-F', 'qcow2', 'img.qcow2', '1M'],
     ['-o', 'data_file=img.data', 'img.qcow2', '1M'],
+    ['-o', 'data_file=img.data', 'sub/img.qcow2', '1M'],
     ['-o', 'data_file=img.data,data_file_raw=on,preallocation=metadata', 'img.qcow2', '1M'],
     ['-o', 'data_file=img.data,preallocation=full', 'img.qcow2', '1M'],
     ['-o', 'data_file=img.data,data_file_raw=on,preallocation=falloc', 'img.qcow2', '3M'],
@@ -31,6 +34,7 @@ t.test('backing files, data files and legacy encryption', async t => {
     // (checking needs the key of an encrypted image, or the backing file -u did not need)
     sameFile(t, c, 'img.qcow2', { check: args.includes('--object') || args.includes('-u') ? undefined : [] })
     sameFile(t, c, 'img.data')
+    sameFile(t, c, 'sub/img.qcow2')
   }
 })
 

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import { BlockError, errnoOf, strerror } from '../cli/errors.js'
 import { FileStore } from '../io/file-store.js'
 import { native } from '../io/native.js'
-import { PERM_ALL, PERM_CONSISTENT_READ, PERM_RESIZE, PERM_WRITE } from '../io/lock.js'
+import { PERM_ALL, PERM_RESIZE, PERM_WRITE } from '../io/lock.js'
 import type { CreateOptionSpec, Preallocation } from './types.js'
 
 /** In the order qemu-img prints them on its "Formatting" line (`-o help` sorts them). */
@@ -55,7 +55,8 @@ export async function createHostFile (filename: string, opts: { nocow?: boolean 
     throw new BlockError(`Could not create '${filename}': ${strerror(errnoOf(e))}`, errnoOf(e) ?? 'EIO')
   }
   try {
-    store.lock({ held: PERM_CONSISTENT_READ | PERM_WRITE | PERM_RESIZE, shared: PERM_ALL })
+    // the locks qemu's file protocol takes to create: write and resize, not sharing resize
+    store.lock({ held: PERM_WRITE | PERM_RESIZE, shared: PERM_ALL & ~PERM_RESIZE })
     // btrfs only: elsewhere the flag does not exist and qemu ignores the failure too
     if (opts.nocow) native()?.setNoCow(store.fd)
     await store.truncate(0)

@@ -6,7 +6,6 @@ import fs from 'node:fs'
 import { BlockError } from '../../cli/errors.js'
 import { isOn } from '../../cli/create-options.js'
 import { allocateFirstBlock, checkFileOptions, createHostFile, preallocateFile } from '../../block/file-create.js'
-import { resolveRelative } from '../../block/paths.js'
 import type { CreateContext } from '../../block/types.js'
 import type { FileStore } from '../../io/file-store.js'
 import {
@@ -175,10 +174,16 @@ export async function createQcow2 (filename: string, options: Record<string, str
   const nocow = isOn(options.nocow)
   // qemu creates the data file first, then the image; a failure removes the image
   let dataStore: FileStore | null = null
-  if (spec.dataFile !== undefined) dataStore = await createHostFile(resolveRelative(filename, spec.dataFile), { nocow })
+  // (the name is taken as given, relative to the working directory, as qemu-img create does)
+  if (spec.dataFile !== undefined) dataStore = await createHostFile(spec.dataFile, { nocow })
   let store: FileStore | null = null
   try {
     store = await createHostFile(filename, { nocow })
+  } catch (e) {
+    await dataStore?.close()
+    throw e // not ours to remove (a file another process uses, a missing directory)
+  }
+  try {
     if (problem) throw new BlockError(problem, 'EFBIG')
     const layout = planQcow2Layout({
       clusterBits: spec.clusterBits,
@@ -191,7 +196,8 @@ export async function createQcow2 (filename: string, options: Record<string, str
     })
     await writeLayout(store, spec, layout, dataStore, luksArea)
   } catch (e) {
-    await store?.close().catch(() => undefined)
+    // qemu removes an image it could not finish
+    await store.close().catch(() => undefined)
     store = null
     await fs.promises.unlink(filename).catch(() => undefined)
     throw e
