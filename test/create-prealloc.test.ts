@@ -16,8 +16,13 @@ t.test('preallocation lays out metadata and data like qemu-img', async t => {
       sameFile(t, c, 'img.qcow2', { check: [] })
     }
   }
-  // a larger metadata preallocation: many L2 tables interleaved with data
-  const c = createBoth(t, root, ['-f', 'qcow2', '-o', 'preallocation=metadata', 'img.qcow2', '1G'])
-  sameFile(t, c, 'img.qcow2', { check: [] })
+  // larger ones: many L2 tables interleaved with data, refcount blocks and
+  // refcount tables outgrown (and left behind) on the way
+  for (const [o, size] of [['preallocation=metadata', '1G'], ['preallocation=metadata,cluster_size=512', '16M'],
+    ['preallocation=metadata,cluster_size=1k,refcount_bits=64', '16M'], ['preallocation=falloc,cluster_size=512,refcount_bits=64', '8M'],
+    ['preallocation=metadata,cluster_size=2k,refcount_bits=32', '64M']]) {
+    const c = createBoth(t, root, ['-f', 'qcow2', '-o', o, 'img.qcow2', size])
+    sameFile(t, c, 'img.qcow2', { check: [] })
+  }
 })
 

@@ -50,6 +50,12 @@ export interface Qcow2Layout {
   reftable: number[]
   /** refcount blocks to write: reftable index -> refcounts */
   refblocks: Map<number, Uint32Array>
+  /**
+   * refcount tables given up for bigger ones, with the entries they had then:
+   * qemu leaves their bytes behind, so they are written first (anything
+   * written later in those clusters replaces them)
+   */
+  staleTables: Array<{ cluster: number, clusters: number, entries: number[] }>
   l2: L2Run[]
   cryptoCluster: number
   /** byte ranges of zeros qemu writes (tail of a partial last cluster, preallocation=full) */
@@ -70,6 +76,7 @@ class LayoutBuilder {
   reftableCluster = 1
   reftableClusters = 1
   readonly blocks = new Map<number, Uint32Array>()
+  readonly staleTables: Qcow2Layout['staleTables'] = []
   freeIndex = 0
   /** end of the bytes written so far (the file length) */
   fileEnd: number
@@ -103,46 +110,71 @@ class LayoutBuilder {
     return start
   }
 
+  /**
+   * Allocate n contiguous clusters. Taking their refcounts can need a new
+   * refcount block, which may land where the run was: then the refcounts
+   * taken so far are given back and the search starts again (qemu's EAGAIN).
+   */
   alloc (n: number): number {
-    const start = this.findFree(n)
-    this.addRefcount(start, n, 1)
-    return start
+    for (;;) {
+      const start = this.findFree(n)
+      if (this.updateRefcount(start, n, 1)) return start
+    }
   }
 
   /** Take refcounts for clusters chosen by the caller (data after a preallocated area). */
   allocAt (start: number, n: number): void {
-    this.addRefcount(start, n, 1)
+    while (!this.updateRefcount(start, n, 1)) { /* a refcount block was added: again */ }
   }
 
-  addRefcount (start: number, n: number, delta: number): void {
+  /** Change refcounts; false when a refcount block had to be allocated first (nothing changed then). */
+  updateRefcount (start: number, n: number, delta: number): boolean {
     for (let c = start; c < start + n;) {
-      this.ensureBlock(c)
+      if (!this.ensureBlock(c)) {
+        this.applyRefcount(start, c - start, -delta)
+        return false
+      }
       const idx = Math.floor(c / this.perBlock)
-      const block = this.blocks.get(idx)!
       const stop = Math.min(start + n, (idx + 1) * this.perBlock)
-      for (; c < stop; c++) block[c % this.perBlock] += delta
+      this.applyRefcount(c, stop - c, delta)
+      c = stop
+    }
+    return true
+  }
+
+  /** Add delta to refcounts whose blocks exist; a cluster whose refcount drops to 0 lowers the free index. */
+  private applyRefcount (start: number, n: number, delta: number): void {
+    for (let c = start; c < start + n; c++) {
+      const block = this.blocks.get(Math.floor(c / this.perBlock))!
+      const v = (block[c % this.perBlock] += delta)
+      if (v === 0 && c < this.freeIndex) this.freeIndex = c
     }
   }
 
-  /** Make sure the refcount block covering `cluster` exists, allocating it as qemu does. */
-  ensureBlock (cluster: number): void {
+  /**
+   * Make sure the refcount block covering `cluster` exists, allocating it as
+   * qemu does: at the first free cluster, describing itself when it lands in
+   * its own range, else counted in another block. False when the refcount
+   * table had to be replaced by a bigger one: the caller must start over, as
+   * the new structures may sit where it meant to allocate (observed: qemu
+   * retries only then).
+   */
+  ensureBlock (cluster: number): boolean {
     const idx = Math.floor(cluster / this.perBlock)
-    if (this.reftable[idx]) return
+    if (this.reftable[idx]) return true
     const newBlock = this.findFree(1)
     const block = new Uint32Array(this.perBlock)
-    if (Math.floor(newBlock / this.perBlock) === idx) {
-      block[newBlock % this.perBlock] = 1 // describes itself
-    } else {
-      this.addRefcount(newBlock, 1, 1)
-    }
+    if (Math.floor(newBlock / this.perBlock) === idx) block[newBlock % this.perBlock] = 1
+    else if (!this.updateRefcount(newBlock, 1, 1)) return false
     this.blocks.set(idx, block)
     if (idx < this.reftableClusters * this.perTableCluster) {
       this.reftable[idx] = newBlock
-      return
+      return true
     }
-    // the refcount table is full: a bigger one goes beyond everything used so far
-    const metaStart = Math.ceil(cluster / this.perBlock) * this.perBlock
-    this.refcountArea(metaStart, 0, false, idx, newBlock, false)
+    // the refcount table is full: a bigger one goes past the range of the block that was needed
+    const metaStart = (idx + 1) * this.perBlock
+    this.refcountArea(metaStart, 0, false, idx, newBlock)
+    return false
   }
 
   /**
@@ -150,7 +182,7 @@ class LayoutBuilder {
    * `start + additional` clusters need) at `start`; returns the first cluster
    * after it. `exact` sizes the table to fit, otherwise it gets 50% room.
    */
-  refcountArea (start: number, additional: number, exact: boolean, newIdx: number | undefined, newBlock: number, lowerFreeIndex: boolean): number {
+  refcountArea (start: number, additional: number, exact: boolean, newIdx: number | undefined, newBlock: number): number {
     const total = refcountMetadataClusters(start + additional, this.cs, this.p.refcountOrder).blocks
     let entries = exact ? total : total + Math.ceil(total / 2)
     entries = Math.max(entries, this.reftableClusters * this.perTableCluster)
@@ -176,11 +208,11 @@ class LayoutBuilder {
     this.fileEnd = Math.max(this.fileEnd, end * this.cs)
     const oldStart = this.reftableCluster
     const oldClusters = this.reftableClusters
+    this.staleTables.push({ cluster: oldStart, clusters: oldClusters, entries: this.reftable.slice() })
     this.reftable = table
     this.reftableCluster = tableStart
     this.reftableClusters = tableClusters
-    this.addRefcount(oldStart, oldClusters, -1)
-    if (lowerFreeIndex) this.freeIndex = Math.min(this.freeIndex, oldStart)
+    this.applyRefcount(oldStart, oldClusters, -1)
     return end
   }
 
@@ -196,7 +228,7 @@ export function planQcow2Layout (p: LayoutParams): Qcow2Layout {
   const geo = new Geometry(p.clusterBits, p.extendedL2)
   const layout: Qcow2Layout = {
     clusterSize: cs, l1Size: 0, l1Cluster: 0, reftableCluster: 1, reftableClusters: 1, reftable: [],
-    refblocks: b.blocks, l2: [], cryptoCluster: 0, zeroWrites: [], fileLength: 0,
+    refblocks: b.blocks, staleTables: b.staleTables, l2: [], cryptoCluster: 0, zeroWrites: [], fileLength: 0,
   }
   const l1Size = Math.ceil(p.size / geo.l2Coverage)
   if (l1Size > 0) {
@@ -268,7 +300,7 @@ function preallocateData (b: LayoutBuilder, p: LayoutParams, geo: Geometry, layo
     dataStart = 0
   } else {
     const start = Math.ceil(b.fileEnd / cs)
-    dataStart = b.refcountArea(start, dataClusters + l2Tables, true, undefined, 0, true)
+    dataStart = b.refcountArea(start, dataClusters + l2Tables, true, undefined, 0)
     b.allocAt(dataStart, dataClusters)
   }
   const range = { offset: dataStart * cs, length: dataClusters * cs }

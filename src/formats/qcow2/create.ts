@@ -121,6 +121,12 @@ function buildL2 (run: Qcow2Layout['l2'][number], geo: Geometry): Buffer {
   return l2
 }
 
+function encodeReftable (entries: number[], clusters: number, cs: number): Buffer {
+  const table = Buffer.alloc(clusters * cs)
+  entries.forEach((c, i) => { if (c) writeU64(table, i * 8, c * cs) })
+  return table
+}
+
 async function writeLayout (store: FileStore, spec: Qcow2CreateSpec, layout: Qcow2Layout, dataStore: FileStore | null, luksArea?: Buffer): Promise<void> {
   const cs = layout.clusterSize
   const geo = new Geometry(spec.clusterBits, spec.extendedL2)
@@ -131,15 +137,8 @@ async function writeLayout (store: FileStore, spec: Qcow2CreateSpec, layout: Qco
     luksArea.copy(area)
     await store.write(area, layout.cryptoCluster * cs)
   }
-  if (layout.reftableCluster !== 1) {
-    // the first refcount table stays behind (freed, possibly reused later) as qemu leaves it
-    const first = Buffer.alloc(cs)
-    writeU64(first, 0, 2 * cs)
-    await store.write(first, cs)
-  }
-  const table = Buffer.alloc(layout.reftableClusters * cs)
-  layout.reftable.forEach((c, i) => { if (c) writeU64(table, i * 8, c * cs) })
-  await store.write(table, layout.reftableCluster * cs)
+  for (const stale of layout.staleTables) await store.write(encodeReftable(stale.entries, stale.clusters, cs), stale.cluster * cs)
+  await store.write(encodeReftable(layout.reftable, layout.reftableClusters, cs), layout.reftableCluster * cs)
   for (const [i, block] of layout.refblocks) {
     const at = layout.reftable[i]
     if (at) await store.write(encodeRefblock(block, cs, spec.refcountOrder), at * cs)
