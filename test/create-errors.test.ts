@@ -75,6 +75,7 @@ t.test('command line errors', async t => {
     ['-f', 'qcow2', '-o', 'backing_file=nonexist,size=1M', 'a.qcow2'], ['-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', 'sub/a.qcow2'],
     ['-f', 'qcow2', 'nodir/a.qcow2', '1M'], ['-f', 'raw', 'nodir/r.raw', '1M'], ['-f', 'qcow2', '-o', 'data_file=nodir/x', 'a.qcow2', '1M'],
     ['-f', 'qcow2', '--object', 'secret,id=s0', 'a.qcow2', '1M'],
+    ['-f', 'qcow2', '-b', '', 'a.qcow2', '1M'], ['-f', 'qcow2', '-o', 'backing_file=', '-u', '-F', 'qcow2', 'a.qcow2', '1M'],
   ]
   for (const args of cases) {
     sameAsQemuFiles(t, ['create', ...args], dir)

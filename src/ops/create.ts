@@ -70,6 +70,7 @@ export async function createImage (req: CreateRequest): Promise<void> {
     const backing = opts.backing_file
     if (backing !== undefined) {
       if (backing === filename) throw new QemuError('Error: Trying to create an image with the same filename as the backing file')
+      if (backing === '') throw new QemuError('Expected backing file name, got empty string')
       await checkBacking(req, opts, backing)
     }
     if (opts.size === undefined) throw new QemuError('Image creation needs a size parameter')
