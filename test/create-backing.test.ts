@@ -30,7 +30,7 @@ t.test('backing files, data files and legacy encryption', async t => {
     ['--object', 'secret,id=s0,data=pw', '-o', 'encrypt.format=aes,encrypt.key-secret=s0,compat=0.10', 'img.qcow2', '1M'],
   ]
   for (const args of cases) {
-    const c = createBoth(t, root, ['-f', 'qcow2', ...args], base)
+    const c = await createBoth(t, root, ['-f', 'qcow2', ...args], base)
     // (checking needs the key of an encrypted image, or the backing file -u did not need)
     sameFile(t, c, 'img.qcow2', { check: args.includes('--object') || args.includes('-u') ? undefined : [] })
     sameFile(t, c, 'img.data')

@@ -12,7 +12,7 @@ t.test('preallocation lays out metadata and data like qemu-img', async t => {
   for (const mode of ['metadata', 'falloc', 'full']) {
     for (const [o, size] of PREALLOC_MATRIX) {
       const args = ['-f', 'qcow2', '-o', `preallocation=${mode}${o ? ',' + o : ''}`, 'img.qcow2', size]
-      const c = createBoth(t, root, args)
+      const c = await createBoth(t, root, args)
       sameFile(t, c, 'img.qcow2', { check: [] })
     }
   }
@@ -21,7 +21,7 @@ t.test('preallocation lays out metadata and data like qemu-img', async t => {
   for (const [o, size] of [['preallocation=metadata', '1G'], ['preallocation=metadata,cluster_size=512', '16M'],
     ['preallocation=metadata,cluster_size=1k,refcount_bits=64', '16M'], ['preallocation=falloc,cluster_size=512,refcount_bits=64', '8M'],
     ['preallocation=metadata,cluster_size=2k,refcount_bits=32', '64M']]) {
-    const c = createBoth(t, root, ['-f', 'qcow2', '-o', o, 'img.qcow2', size])
+    const c = await createBoth(t, root, ['-f', 'qcow2', '-o', o, 'img.qcow2', size])
     sameFile(t, c, 'img.qcow2', { check: [] })
   }
 })

@@ -18,7 +18,7 @@ t.test('qcow2 images are byte-identical to qemu-img\'s', async t => {
   const root = t.testdir()
   for (const [o, size] of QCOW2_MATRIX) {
     const args = ['-f', 'qcow2', ...(o ? ['-o', o] : []), 'img.qcow2', size]
-    const c = createBoth(t, root, args)
+    const c = await createBoth(t, root, args)
     sameFile(t, c, 'img.qcow2', { check: [] })
   }
 })
@@ -27,17 +27,17 @@ t.test('raw images', async t => {
   const root = t.testdir()
   for (const args of [['1M'], ['1000'], ['0'], ['-o', 'preallocation=falloc', '10000'], ['-o', 'preallocation=full', '1000'], ['-o', 'preallocation=off', '1M'], ['-o', 'nocow=on', '1M']]) {
     const size = args[args.length - 1]
-    const c = createBoth(t, root, ['-f', 'raw', ...args.slice(0, -1), 'img.raw', size])
+    const c = await createBoth(t, root, ['-f', 'raw', ...args.slice(0, -1), 'img.raw', size])
     sameFile(t, c, 'img.raw')
   }
   // raw is the default format
-  const c = createBoth(t, root, ['img.raw', '64k'])
+  const c = await createBoth(t, root, ['img.raw', '64k'])
   sameFile(t, c, 'img.raw')
 })
 
 t.test('-q prints nothing', async t => {
   const root = t.testdir()
-  const c = createBoth(t, root, ['-q', '-f', 'qcow2', 'img.qcow2', '1M'])
+  const c = await createBoth(t, root, ['-q', '-f', 'qcow2', 'img.qcow2', '1M'])
   t.equal(c.ours.stdout, '')
   sameFile(t, c, 'img.qcow2')
 })

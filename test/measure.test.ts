@@ -2,7 +2,7 @@
 import t from 'tap'
 import path from 'node:path'
 import { qemuImgOk, qemuIoOk } from './helpers/run.js'
-import { sameAsQemu } from './helpers/compare.js'
+import { sameAsQemuFast } from './helpers/fast.js'
 
 const OPTIONS = [
   '', 'cluster_size=512', 'cluster_size=4k', 'cluster_size=2M', 'refcount_bits=1', 'refcount_bits=8', 'refcount_bits=64',
@@ -15,15 +15,15 @@ t.test('--size: qcow2 and raw numbers equal qemu-img\'s', async t => {
   const dir = t.testdir()
   for (const size of ['0', '1', '1M', '1G', '1T', '100M', '2000000']) {
     for (const o of OPTIONS) {
-      sameAsQemu(t, ['measure', '-O', 'qcow2', ...(o ? ['-o', o] : []), '--size', size], { cwd: dir })
+      await sameAsQemuFast(t, ['measure', '-O', 'qcow2', ...(o ? ['-o', o] : []), '--size', size], dir)
     }
-    sameAsQemu(t, ['measure', '--size', size], { cwd: dir })
-    sameAsQemu(t, ['measure', '-O', 'raw', '-o', 'preallocation=full', '--size', size, '--output=json'], { cwd: dir })
-    sameAsQemu(t, ['measure', '-O', 'qcow2', '--size', size, '--output=json'], { cwd: dir })
+    await sameAsQemuFast(t, ['measure', '--size', size], dir)
+    await sameAsQemuFast(t, ['measure', '-O', 'raw', '-o', 'preallocation=full', '--size', size, '--output=json'], dir)
+    await sameAsQemuFast(t, ['measure', '-O', 'qcow2', '--size', size, '--output=json'], dir)
   }
-  sameAsQemu(t, ['measure', '-O', 'qcow2', '-o', 'cluster_size=512', '--size', '1T'], { cwd: dir })
-  sameAsQemu(t, ['measure', '-O', 'qcow2', '--size', '64P'], { cwd: dir })
-  sameAsQemu(t, ['measure', '-O', 'qcow2', '-o', 'cluster_size=2M', '--size', '1E'], { cwd: dir })
+  await sameAsQemuFast(t, ['measure', '-O', 'qcow2', '-o', 'cluster_size=512', '--size', '1T'], dir)
+  await sameAsQemuFast(t, ['measure', '-O', 'qcow2', '--size', '64P'], dir)
+  await sameAsQemuFast(t, ['measure', '-O', 'qcow2', '-o', 'cluster_size=2M', '--size', '1E'], dir)
 })
 
 t.test('from an image: allocation, zeros, compression, backing chains, snapshots, bitmaps', async t => {
@@ -45,19 +45,19 @@ t.test('from an image: allocation, zeros, compression, backing chains, snapshots
   for (const o of ['', 'cluster_size=4k', 'cluster_size=512', 'cluster_size=2M', 'preallocation=full', 'extended_l2=on']) {
     const opt = o ? ['-o', o] : []
     for (const out of ['human', 'json']) {
-      sameAsQemu(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, 's.qcow2'], { cwd: dir })
-      sameAsQemu(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, 'top.qcow2'], { cwd: dir })
-      sameAsQemu(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, '-f', 'raw', 'sp.raw'], { cwd: dir })
-      sameAsQemu(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, 'bm.qcow2'], { cwd: dir })
-      sameAsQemu(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, 'snap.qcow2'], { cwd: dir })
-      sameAsQemu(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, '-l', 'first', 'snap.qcow2'], { cwd: dir })
+      await sameAsQemuFast(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, 's.qcow2'], dir)
+      await sameAsQemuFast(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, 'top.qcow2'], dir)
+      await sameAsQemuFast(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, '-f', 'raw', 'sp.raw'], dir)
+      await sameAsQemuFast(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, 'bm.qcow2'], dir)
+      await sameAsQemuFast(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, 'snap.qcow2'], dir)
+      await sameAsQemuFast(t, ['measure', '-O', 'qcow2', ...opt, `--output=${out}`, '-l', 'first', 'snap.qcow2'], dir)
     }
   }
-  sameAsQemu(t, ['measure', '-O', 'raw', 's.qcow2'], { cwd: dir })
-  sameAsQemu(t, ['measure', '-O', 'raw', '--output=json', 'top.qcow2'], { cwd: dir })
-  sameAsQemu(t, ['measure', '-O', 'qcow2', '-l', 'snapshot.name=first', 'snap.qcow2'], { cwd: dir })
-  sameAsQemu(t, ['measure', '-O', 'qcow2', '--image-opts', 'driver=qcow2,file.filename=s.qcow2'], { cwd: dir })
-  sameAsQemu(t, ['measure', '-O', 'qcow2', '-f', 'raw', 's.qcow2'], { cwd: dir })
+  await sameAsQemuFast(t, ['measure', '-O', 'raw', 's.qcow2'], dir)
+  await sameAsQemuFast(t, ['measure', '-O', 'raw', '--output=json', 'top.qcow2'], dir)
+  await sameAsQemuFast(t, ['measure', '-O', 'qcow2', '-l', 'snapshot.name=first', 'snap.qcow2'], dir)
+  await sameAsQemuFast(t, ['measure', '-O', 'qcow2', '--image-opts', 'driver=qcow2,file.filename=s.qcow2'], dir)
+  await sameAsQemuFast(t, ['measure', '-O', 'qcow2', '-f', 'raw', 's.qcow2'], dir)
 })
 
 t.test('measure refuses what qemu-img refuses', async t => {
@@ -75,6 +75,6 @@ t.test('measure refuses what qemu-img refuses', async t => {
     ['-O', 'qcow2', '-o', 'encrypt.format=luks', '--size', '1G'], ['-O', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=s9', '--size', '1G'],
     ['-O', 'qcow2', '--size', '0x1k'], ['-O', 'raw', '-o', 'preallocation=foo', '--size', '1M'],
   ]) {
-    sameAsQemu(t, ['measure', ...args], { cwd: dir })
+    await sameAsQemuFast(t, ['measure', ...args], dir)
   }
 })

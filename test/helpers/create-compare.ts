@@ -4,7 +4,8 @@
 import type { Test } from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
-import { qimg, qemuImg, type RunResult } from './run.js'
+import { qemuImg, type RunResult } from './run.js'
+import { qimgFast } from './fast.js'
 
 export interface CreateComparison {
   qemu: RunResult
@@ -14,13 +15,13 @@ export interface CreateComparison {
 }
 
 /** Run `create ARGS` in two sibling directories (same relative names), one per tool. */
-export function createBoth (t: Test, root: string, args: string[], setup?: (dir: string) => void): CreateComparison {
+export async function createBoth (t: Test, root: string, args: string[], setup?: (dir: string) => void): Promise<CreateComparison> {
   const qemuDir = fs.mkdtempSync(path.join(root, 'q-'))
   const ourDir = fs.mkdtempSync(path.join(root, 'o-'))
   setup?.(qemuDir)
   setup?.(ourDir)
   const qemu = qemuImg(['create', ...args], { cwd: qemuDir })
-  const ours = qimg(['create', ...args], { cwd: ourDir })
+  const ours = await qimgFast(['create', ...args], ourDir)
   t.equal(ours.stdout, qemu.stdout, `stdout: create ${args.join(' ')}`)
   t.equal(ours.stderr, qemu.stderr, `stderr: create ${args.join(' ')}`)
   t.equal(ours.code, qemu.code, `exit code: create ${args.join(' ')}`)
