@@ -44,6 +44,8 @@ const BAD_OPTIONS = [
   'compression_type=lz4,encrypt.format=x', 'encryption=on,encrypt.format=aes,preallocation=foo',
   'cluster_size=8k,extended_l2=on,compat=0.10', 'backing_fmt=raw,encryption=on', 'encryption=on,data_file_raw=on',
   'size=1M', 'extent_size_hint=5000000000',
+  'encrypt.format=luks', 'encrypt.format=luks,encrypt.key-secret=nope', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.cipher-alg=foo',
+  'encrypt.format=luks,encrypt.key-secret=s0,encrypt.cipher-mode=foo', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=x',
 ]
 
 t.test('bad -o values and combinations are refused like qemu-img', async t => {

@@ -163,7 +163,7 @@ export async function createQcow2 (filename: string, options: Record<string, str
   if (spec.encryption?.format === 'aes') ctx.secrets.get(spec.encryption.keySecret!) // qemu's message when the secret is unknown
   if (spec.encryption?.format === 'luks') {
     // the crypto layer checks the algorithms and the secret, and builds header and key slots
-    const setup = await (await luksSetup(options, ctx.secrets)).prepareQcow2Encryption(options, ctx.secrets)
+    const setup = await (await luksSetup()).prepareQcow2Encryption(options, ctx.secrets)
     luksArea = setup?.luksArea
   }
   const geo = new Geometry(spec.clusterBits, spec.extendedL2)

@@ -73,7 +73,7 @@ export async function measureQcow2 (o: Record<string, string>, input: MeasureInp
   let luks = 0
   if (o['encrypt.format'] === 'luks') {
     // room for the LUKS header and key slots, with create's checks of the options and the secret
-    luks = (await luksSetup(o, ctx.secrets)).qcow2EncryptionAreaBytes(o, ctx.secrets)
+    luks = (await luksSetup()).qcow2EncryptionAreaBytes(o, ctx.secrets)
   }
   const geo = new Geometry(clusterBits, extendedL2)
   if (l1EntriesFor(input.size, geo) * 8 > MAX_L1_BYTES) fail('The image size is too large (try using a larger cluster size)')
