@@ -57,7 +57,7 @@ export default class Dd extends QemuCommand {
       const key = eq < 0 ? a : a.slice(0, eq)
       const value = eq < 0 ? undefined : a.slice(eq + 1)
       if (value === undefined || !['bs', 'count', 'if', 'of', 'skip'].includes(key)) {
-        throw new QemuError(`unrecognized operand ${a}`)
+        throw new QemuError(`unrecognized operand ${key}`)
       }
       switch (key) {
         case 'bs':
