@@ -19,10 +19,7 @@ export interface OverlayCaches { clusterCache: ClusterCache, metadataCache: Clus
 
 async function createOverlay (file: string, base: Image, warn: (m: string) => void): Promise<void> {
   const driver = await findFormat('qcow2')!.load()
-  if (!driver.create) {
-    throw new BlockError(`Cannot create overlay '${file}': qcow2 creation is not available in this build (create it with 'qemu-img create -f qcow2 -b ${realOrResolved(base.filename)} -F ${base.format} ${file}')`, 'ENOTSUP')
-  }
-  await driver.create(file, {
+  await driver.create!(file, {
     size: String(base.size),
     backing_file: realOrResolved(base.filename),
     backing_fmt: base.format,

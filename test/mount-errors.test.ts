@@ -7,7 +7,6 @@ import os from 'node:os'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { qemuImgOk } from './helpers/run.js'
-import { FileStore } from '../src/io/file-store.js'
 import { isMounted, mountDir, mountImage, QIMG_RUN, qimgCli, sh, waitFor } from './helpers/mount.js'
 
 function image (dir: string): string {
@@ -66,10 +65,7 @@ t.test('image missing, unreadable, of an unknown format, unknown snapshot', asyn
   t.notOk(isMounted(mp), 'nothing was mounted')
 })
 
-/** image locking is part of opening images (src/io/lock.ts), which may not be in this build */
-const locking = typeof (FileStore.prototype as unknown as { lock?: unknown }).lock === 'function'
-
-t.test('an image another process writes is refused; one we serve is protected from qemu writers', { skip: !locking && 'image locking is not in this build' }, async t => {
+t.test('an image another process writes is refused; one we serve is protected from qemu writers', async t => {
   const dir = t.testdir()
   const img = image(dir)
   // a socket path must be short (sun_path): not in the test directory
