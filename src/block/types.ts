@@ -4,6 +4,7 @@ import type { ByteStore } from '../io/byte-store.js'
 import type { JsonValue } from '../cli/qjson.js'
 import type { SecretStore } from './secrets.js'
 import type { ClusterCache } from './cache.js'
+import type { DirtyBitmap } from './dirty-bitmap.js'
 
 export type ExtentKind = 'data' | 'zero' | 'unallocated'
 
@@ -106,6 +107,39 @@ export interface CheckResult {
   messages: CheckMessage[]
 }
 
+/** A persistent dirty bitmap as `bitmap` and `convert --bitmaps` see it. */
+export interface BitmapInfo {
+  name: string
+  granularity: number
+  /** recording guest writes (qcow2's 'auto' flag) */
+  enabled: boolean
+  /** found in use when the image was opened (qcow2's 'in-use'): qemu calls it inconsistent */
+  inconsistent: boolean
+}
+
+/**
+ * The persistent dirty bitmaps of an image. Lookups, name and state checks
+ * are the caller's (src/ops/bitmap.ts, with qemu's messages); the format
+ * refuses what it cannot store (BlockError with its reason).
+ */
+export interface PersistentBitmaps {
+  list(): BitmapInfo[]
+  /** a copy of a consistent bitmap's contents */
+  read(name: string): Promise<DirtyBitmap>
+  /** qemu's default granularity for a new bitmap of this image */
+  defaultGranularity(): number
+  /** can this image store persistent bitmaps at all? (qcow2: version 3) */
+  storable(): boolean
+  /** can a bitmap with this name and granularity be stored? (throws the format's reason) */
+  checkStorable(name: string, granularity: number): void
+  add(name: string, opts: { granularity: number, enabled: boolean, contents?: DirtyBitmap }): Promise<void>
+  remove(name: string): Promise<void>
+  clear(name: string): Promise<void>
+  setEnabled(name: string, enabled: boolean): Promise<void>
+  /** name |= source (same disk size) */
+  merge(name: string, source: DirtyBitmap): Promise<void>
+}
+
 export type RepairMode = 'leaks' | 'all'
 
 export type Preallocation = 'off' | 'metadata' | 'falloc' | 'full'
@@ -139,6 +173,8 @@ export interface ImageCapabilities {
   setBacking?(name: string | undefined, format: string | undefined): Promise<void>
   /** drop all data of this layer so it reads through to the backing file (commit without -d) */
   makeEmpty?(): Promise<void>
+  /** persistent dirty bitmaps (read-only images can list and read them) */
+  persistentBitmaps?(): PersistentBitmaps
   amend?(options: Record<string, string>, opts: { force: boolean, progress?: (done: number, total: number) => void }): Promise<void>
 }
 

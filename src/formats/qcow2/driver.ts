@@ -5,7 +5,10 @@ import type { JsonValue } from '../../cli/qjson.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
 import { newCacheOwner, type ClusterCache } from '../../block/cache.js'
-import type { BlockDriver, CheckResult, ImageDetails, LayerStatus, OpenContext, Preallocation, RepairMode, SnapshotInfo, SnapshotSpec, WriteZeroesOptions } from '../../block/types.js'
+import type {
+  BlockDriver, CheckResult, ImageDetails, LayerStatus, OpenContext, PersistentBitmaps, Preallocation, RepairMode, SnapshotInfo, SnapshotSpec,
+  WriteZeroesOptions,
+} from '../../block/types.js'
 import { decompressCluster } from './compress.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
@@ -17,6 +20,7 @@ import { detectMetadataPreallocation } from './prealloc.js'
 import { hexAlt } from '../../cli/cfmt.js'
 import type { Qcow2Snapshot } from './snapshots.js'
 import type { LoadedBitmap } from './bitmap-load.js'
+import { Qcow2Bitmaps } from './bitmap-store.js'
 import { MAX_L1_BYTES, readQcow2Metadata, validateTable } from './open.js'
 import { readTable } from './table-io.js'
 import type { Qcow2Writer } from './write.js'
@@ -30,8 +34,10 @@ export interface Qcow2Shared {
   dataStore: ByteStore
   crypto: ClusterCrypto | null
   snapshots: Qcow2Snapshot[]
-  /** persistent bitmaps, as loaded at open */
+  /** persistent bitmaps: the directory as loaded at open (or last stored) */
   bitmaps: LoadedBitmap[]
+  /** the bitmaps in use (loaded and tracking writes when the image is writable) */
+  bitmapStore?: Qcow2Bitmaps
   metadataCache: ClusterCache
   clusterCache: ClusterCache
   /** cache key owner for tables read from the image file */
@@ -343,28 +349,39 @@ export class Qcow2Image extends ImageBase {
     return w ? w.track(super.read(buf, offset)) : super.read(buf, offset)
   }
 
+  // guest writes of every kind set the bits of enabled persistent bitmaps
+
   override async write (buf: Buffer, offset: number): Promise<void> {
     const w = this.writer()
     this.checkRange(offset, buf.length)
     await w.write(buf, offset)
+    this.shared.bitmapStore?.markDirty(offset, buf.length)
   }
 
   override async writeZeroes (offset: number, length: number, opts?: WriteZeroesOptions): Promise<void> {
     const w = this.writer()
     this.checkRange(offset, length)
     await w.writeZeroes(offset, length, opts)
+    this.shared.bitmapStore?.markDirty(offset, length)
   }
 
   override async discard (offset: number, length: number): Promise<void> {
     const w = this.writer()
     this.checkRange(offset, length)
     await w.discard(offset, length)
+    this.shared.bitmapStore?.markDirty(offset, length)
   }
 
   async writeCompressed (buf: Buffer, offset: number): Promise<void> {
     const w = this.writer()
     this.checkRange(offset, buf.length)
     await w.writeCompressed(buf, offset)
+    this.shared.bitmapStore?.markDirty(offset, buf.length)
+  }
+
+  persistentBitmaps (): PersistentBitmaps {
+    this.shared.bitmapStore ??= new Qcow2Bitmaps(this, this.shared.bitmaps)
+    return this.shared.bitmapStore
   }
 
   compressedClusterSize (): number { return this.geo.clusterSize }
@@ -386,6 +403,7 @@ export class Qcow2Image extends ImageBase {
     const w = this.shared.writer
     if (w && !this.readOnly) {
       try {
+        await this.shared.bitmapStore?.store()
         await w.flush()
       } catch (e) {
         await this.closeStores()
@@ -448,6 +466,8 @@ export const qcow2Driver: BlockDriver = {
       try {
         const { openWriter } = await import('./open-write.js')
         shared.writer = await openWriter(img)
+        const { openBitmapsForWriting } = await import('./bitmap-open.js')
+        shared.bitmapStore = await openBitmapsForWriting(img)
       } catch (e) {
         await img.close().catch(() => undefined)
         throw e

@@ -155,6 +155,12 @@ function checkBitmapsExtension (h: Qcow2Header, ctx: OpenContext): Buffer | unde
   if (data === undefined) return undefined
   try {
     const ext = decodeBitmapsExtension(data)
+    if (h.version < 3) {
+      // version 2 has no autoclear bits to vouch for the bitmaps (qemu's downgrade leaves them behind)
+      ctx.warn('warning: This qcow2 v2 image contains bitmaps, but they may have been modified by a program without persistent bitmap support; so now they must all be considered inconsistent\n', { prefixed: true })
+      ctx.warn('Some clusters may be leaked, run \'qemu-img check -r\' on the image file to fix.')
+      return undefined
+    }
     if (!(h.autoclear & AUTOCLEAR_BITMAPS)) {
       ctx.warn('warning: a program lacking bitmap support modified this file, so all bitmaps are now considered inconsistent\n', { prefixed: true })
       ctx.warn('Some clusters may be leaked, run \'qemu-img check -r\' on the image file to fix.') // no newline, as qemu prints it

@@ -13,6 +13,11 @@ import type { Qcow2Writer } from './write.js'
 
 export async function resizeQcow2 (img: Qcow2Image, w: Qcow2Writer, size: number, prealloc: Preallocation): Promise<void> {
   if (size % 512 !== 0) throw new BlockError('The new size must be a multiple of 512', 'EINVAL')
+  const bitmaps = img.shared.bitmapStore
+  const broken = bitmaps?.firstInconsistent()
+  if (broken !== undefined) {
+    throw new BlockError(`Bitmap '${broken}' is inconsistent and cannot be used\nTry block-dirty-bitmap-remove to delete this bitmap from disk`, 'EINVAL')
+  }
   const old = img.size
   if (size === old) return
   if (size < old) return shrink(img, w, size)
@@ -28,6 +33,8 @@ export async function resizeQcow2 (img: Qcow2Image, w: Qcow2Writer, size: number
   if (data !== img.store && (await data.size()) < size) await data.truncate(size)
   await writeHeaderSize(img.store, img.header, size)
   img.size = size
+  // persistent bitmaps follow the new size (they are stored on close)
+  img.shared.bitmapStore?.resize(size)
   if (zeroUpTo > old) await w.writeZeroes(old, zeroUpTo - old, { unmap: false })
   if (prealloc !== 'off') await preallocate(img, w, old, size, prealloc)
 }
@@ -144,6 +151,8 @@ async function shrink (img: Qcow2Image, w: Qcow2Writer, size: number): Promise<v
   })
   await writeHeaderSize(img.store, img.header, size)
   img.size = size
+  // persistent bitmaps follow the new size (they are stored on close)
+  img.shared.bitmapStore?.resize(size)
   await w.flush()
   const end = await w.alloc.usedEnd()
   if (end < await img.store.size()) await img.store.truncate(end)
