@@ -175,7 +175,11 @@ export interface ImageCapabilities {
   makeEmpty?(): Promise<void>
   /** persistent dirty bitmaps (read-only images can list and read them) */
   persistentBitmaps?(): PersistentBitmaps
-  amend?(options: Record<string, string>, opts: { force: boolean, progress?: (done: number, total: number) => void }): Promise<void>
+  /**
+   * amend: `options` are the -o values (parsed against the driver's
+   * amendOptions); `progress` gets (done, total) work units
+   */
+  amend?(options: Record<string, string>, opts: { force: boolean, secrets?: SecretStore, progress?: (done: number, total: number) => void }): Promise<void>
 }
 
 /** Driver options and services handed to a format's open(). */
@@ -249,6 +253,8 @@ export interface BlockDriver {
   readonly runtimeOptions?: readonly string[]
   /** -o options accepted by create/convert/amend, in the order `-o help` lists them */
   readonly createOptions?: CreateOptionSpec[]
+  /** -o options accepted by amend (the image's amend() applies them) */
+  readonly amendOptions?: CreateOptionSpec[]
   /**
    * Create an image file. `options` holds the -o values (plus 'size' in bytes,
    * 'backing_file', 'backing_fmt' ...) after validation against createOptions.

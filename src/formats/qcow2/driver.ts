@@ -21,6 +21,8 @@ import { hexAlt } from '../../cli/cfmt.js'
 import type { Qcow2Snapshot } from './snapshots.js'
 import type { LoadedBitmap } from './bitmap-load.js'
 import { Qcow2Bitmaps } from './bitmap-store.js'
+import { QCOW2_AMEND_OPTIONS } from './amend-options.js'
+import type { SecretStore } from '../../block/secrets.js'
 import { MAX_L1_BYTES, readQcow2Metadata, validateTable } from './open.js'
 import { readTable } from './table-io.js'
 import type { Qcow2Writer } from './write.js'
@@ -392,6 +394,12 @@ export class Qcow2Image extends ImageBase {
     await resizeQcow2(this, w, size, opts.preallocation ?? 'off')
   }
 
+  async amend (options: Record<string, string>, opts: { force: boolean, secrets?: SecretStore, progress?: (done: number, total: number) => void }): Promise<void> {
+    this.writer()
+    const { amendQcow2 } = await import('./amend.js')
+    await amendQcow2(this, options, opts)
+  }
+
   override async flush (): Promise<void> {
     const w = this.shared.writer
     if (w && !this.readOnly) await w.flush()
@@ -426,6 +434,7 @@ export class Qcow2Image extends ImageBase {
 
 export const qcow2Driver: BlockDriver = {
   name: 'qcow2',
+  amendOptions: QCOW2_AMEND_OPTIONS,
   // what qemu's qcow2 accepts at open; qimg honours data-file and encrypt.*, the cache and discard knobs need nothing
   runtimeOptions: [
     'lazy-refcounts', 'pass-discard-request', 'pass-discard-snapshot', 'pass-discard-other', 'overlap-check', 'overlap-check.*',
