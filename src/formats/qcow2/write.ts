@@ -320,6 +320,7 @@ export class Qcow2Writer {
       if (off !== 0) m.set(Math.floor(off / cs), 'active L2 table')
     }
     if (h.nbSnapshots > 0) range(h.snapshotsOffset, 40 * h.nbSnapshots, 'snapshot table')
+    if (h.bitmapsExt) range(h.bitmapsExt.directoryOffset, h.bitmapsExt.directorySize, 'bitmap directory')
     return m
   }
 
