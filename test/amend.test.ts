@@ -241,7 +241,9 @@ t.test('amend command lines', async t => {
       t.equal(ours.stdout, theirs.stdout, 'stdout')
       t.equal(ours.stderr, theirs.stderr, 'stderr')
       t.equal(ours.code, theirs.code, 'exit code')
-      await sameResult(t, path.join(a, target), path.join(b, target), fx(target), root)
+      const orig = fs.readFileSync(fx(target))
+      const untouched = [a, b].every(d => fs.readFileSync(path.join(d, target)).equals(orig))
+      if (!untouched) await sameResult(t, path.join(a, target), path.join(b, target), fx(target), root)
     })
   }
 })
