@@ -4,33 +4,12 @@
 // check must find no corruption (leaks are allowed), every bitmap must be
 // either consistent or marked in use, and qemu must be able to use the image.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import path from 'node:path'
-import { createRequire } from 'node:module'
+import { runAndKill } from './helpers/kill-child.js'
 import { qemuImg, qemuImgOk, qemuIo } from './helpers/run.js'
 import { qemuCheck } from './helpers/write-model.js'
 
-const require = createRequire(import.meta.url)
-const TSX = require.resolve('tsx')
 const CHILD = path.join(import.meta.dirname, 'helpers/bitmap-crash-child.ts')
-
-function runAndKill (file: string, seed: number, cycles: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, CHILD, file, String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let lines = 0
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => {
-      lines += d.toString().split('\n').length - 1
-      if (lines >= cycles && child.exitCode === null) child.kill('SIGKILL')
-    })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('error', reject)
-    child.on('exit', (code, signal) => {
-      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (${code}): ${stderr}`))
-      else resolve(lines)
-    })
-  })
-}
 
 t.test('SIGKILL while bitmaps are tracked and stored', async t => {
   const dir = t.testdir()
@@ -40,7 +19,7 @@ t.test('SIGKILL while bitmaps are tracked and stored', async t => {
     qemuImgOk(['bitmap', '--add', file, 'keep'])
     qemuImgOk(['bitmap', '--add', '-g', '512', '--disable', file, 'off'])
     const seed = (Math.random() * 2 ** 31) >>> 0
-    const done = await runAndKill(file, seed, 1 + Math.floor(Math.random() * 12))
+    const done = await runAndKill(CHILD, [file, String(seed)], 1 + Math.floor(Math.random() * 12))
     const check = qemuCheck(file)
     t.equal(check.corruptions + check.checkErrors, 0, `${opts[1]}: no corruption after ${done} cycles (seed ${seed})`, { check: check.raw })
     // the directory qemu finds is sound (bitmaps caught mid-store are marked in use)

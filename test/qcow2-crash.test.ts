@@ -2,35 +2,13 @@
 // is killed with SIGKILL at a random point; qemu-img check must then find no
 // corruption (leaked clusters are allowed), and the image must stay usable.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import path from 'node:path'
-import { createRequire } from 'node:module'
+import { runAndKill } from './helpers/kill-child.js'
 import { openImage } from '../src/block/open.js'
 import { qemuImgOk, qemuIoOk } from './helpers/run.js'
 import { qemuCheck } from './helpers/write-model.js'
 
-const require = createRequire(import.meta.url)
-const TSX = require.resolve('tsx')
 const CHILD = path.join(import.meta.dirname, 'helpers/crash-child.ts')
-
-/** Run the child until it has finished `ops` operations, then SIGKILL it. */
-function runAndKill (file: string, seed: number, ops: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, CHILD, file, String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let lines = 0
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => {
-      lines += d.toString().split('\n').length - 1
-      if (lines >= ops && child.exitCode === null) child.kill('SIGKILL')
-    })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('error', reject)
-    child.on('exit', (code, signal) => {
-      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (${code}): ${stderr}`))
-      else resolve(lines)
-    })
-  })
-}
 
 const configs = [
   { opts: 'cluster_size=512', backing: false },
@@ -56,7 +34,7 @@ t.test('SIGKILL during random writes leaves no corruption', async t => {
       qemuImgOk([...args, file, '2M'])
       const seed = (Math.random() * 2 ** 31) >>> 0
       const ops = 1 + Math.floor(Math.random() * 300)
-      const done = await runAndKill(file, seed, ops)
+      const done = await runAndKill(CHILD, [file, String(seed)], ops)
       const check = qemuCheck(file)
       t.equal(check.corruptions + check.checkErrors, 0, `${cfg.opts}: no corruption after ${done} ops (seed ${seed})`, { check: check.raw })
       // the image stays writable: one more write and a clean close
