@@ -8,6 +8,9 @@ import { DirtyBitmap } from '../../block/dirty-bitmap.js'
 import { decodeBitmapTableEntry, type BitmapDirEntry } from './bitmaps.js'
 import { readTable } from './table-io.js'
 
+/** the most bitmap data read or written in one request */
+export const RUN_BYTES = 4 << 20
+
 export interface BitmapContents {
   bitmap: DirtyBitmap
   /** host offsets of the data clusters the table points to */
@@ -42,7 +45,7 @@ export async function readBitmapContents (store: ByteStore, e: BitmapDirEntry, d
       continue
     }
     let j = i + 1
-    while (j < table.length && j - i < 256 && table[j].offset === t.offset + (j - i) * clusterSize) j++
+    while (j < table.length && (j - i + 1) * clusterSize <= RUN_BYTES && table[j].offset === t.offset + (j - i) * clusterSize) j++
     const buf = Buffer.alloc((j - i) * clusterSize)
     await readTable(store, buf, BigInt(t.offset))
     for (let k = i; k < j; k++) {

@@ -20,7 +20,7 @@ import {
   FLAG_AUTO, FLAG_IN_USE, MAX_BITMAPS, MAX_DIRECTORY_SIZE, MAX_NAME_SIZE, MAX_PHYS_SIZE, MAX_TABLE_SIZE,
   TYPE_DIRTY_TRACKING, bitmapTableSize, decodeBitmapTableEntry, encodeBitmapDirectory, flagNames, type BitmapDirEntry,
 } from './bitmaps.js'
-import { readBitmapContents } from './bitmap-io.js'
+import { readBitmapContents, RUN_BYTES } from './bitmap-io.js'
 import { AUTOCLEAR_BITMAPS, writeU64 } from './header.js'
 import { rewriteHeader } from './header-write.js'
 import { readTable } from './table-io.js'
@@ -241,8 +241,9 @@ export class Qcow2Bitmaps implements PersistentBitmaps {
     if (chunks.length > 0) {
       // one contiguous run for all non-zero clusters, written in large pieces
       let at = await w.alloc.allocate(chunks.length)
-      for (let k = 0; k < chunks.length; k += 256) {
-        const part = chunks.slice(k, k + 256)
+      const per = Math.max(1, RUN_BYTES / cs)
+      for (let k = 0; k < chunks.length; k += per) {
+        const part = chunks.slice(k, k + per)
         await this.img.store.write(Buffer.concat(part.map(([, c]) => c)), at)
         for (const [i] of part) {
           writeU64(table, i * 8, at)
