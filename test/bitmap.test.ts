@@ -222,6 +222,27 @@ t.test('guest writes set the bits qemu sets', async t => {
   }
 })
 
+t.test('random guest writes set the bits qemu sets', async t => {
+  const seed = (Math.random() * 2 ** 31) >>> 0
+  let x = seed
+  const rnd = (n: number): number => { x = (Math.imul(x, 1103515245) + 12345) >>> 0; return (x >>> 8) % n }
+  const size = 10 << 20
+  const ops: Write[] = []
+  for (let i = 0; i < 40; i++) {
+    const off = rnd(size / 512) * 512
+    const len = Math.min(size - off, (1 + rnd(256)) * 512)
+    ops.push([(['w', 'w', 'z', 'd'] as const)[rnd(4)], off, len])
+  }
+  const root = t.testdir({ a: {}, b: {} })
+  const a = path.join(root, 'a', 'c.qcow2')
+  const b = path.join(root, 'b', 'c.qcow2')
+  fs.copyFileSync(fx('c.qcow2'), a)
+  fs.copyFileSync(fx('c.qcow2'), b)
+  await writeBoth(t, a, b, ops)
+  t.comment(`seed ${seed}`)
+  await sameState(t, a, b)
+})
+
 t.test('resize keeps bitmaps as qemu-img resize does', async t => {
   for (const args of [['c.qcow2', '20M'], ['--shrink', 'c.qcow2', '3M'], ['iu.qcow2', '20M'], ['iu.qcow2', '10M'], ['c.qcow2', '1000']]) {
     await t.test(args.join(' '), async t => {
