@@ -78,8 +78,13 @@ export class Qcow2Bitmaps implements PersistentBitmaps {
       b.data = bitmap
       b.dataClusters = dataClusters
     }
+    // set the in-use flag of every entry in the directory's own bytes (names are kept byte for byte)
     const ext = this.img.header.bitmapsExt!
-    const dir = encodeBitmapDirectory(this.bitmaps.map(b => ({ ...b.stored!, flags: b.stored!.flags | FLAG_IN_USE })))
+    const dir = Buffer.alloc(ext.directorySize)
+    await readTable(this.img.store, dir, BigInt(ext.directoryOffset))
+    for (let pos = 0; pos + 24 <= dir.length; pos += (24 + dir.readUInt32BE(pos + 20) + dir.readUInt16BE(pos + 18) + 7) & ~7) {
+      dir.writeUInt32BE((dir.readUInt32BE(pos + 12) | FLAG_IN_USE) >>> 0, pos + 12)
+    }
     await this.img.store.write(dir, ext.directoryOffset)
     await this.img.store.flush()
     this.changed = true
