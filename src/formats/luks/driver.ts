@@ -15,6 +15,7 @@ import { FileStore } from '../../io/file-store.js'
 import { LuksVolume, regionIO } from '../../crypto/luks/volume.js'
 import { passwordSecret } from '../../crypto/secret.js'
 import { LUKS_ALGORITHM_OPTIONS } from '../../crypto/luks/create.js'
+import { LUKS_AMEND_OPTIONS } from '../../crypto/luks/amend.js'
 import type { SecretStore } from '../../block/secrets.js'
 
 const SECTOR = 512
@@ -129,6 +130,7 @@ export const LUKS_CREATE_OPTIONS: CreateOptionSpec[] = [
 export const luksDriver: BlockDriver = {
   name: 'luks',
   createOptions: LUKS_CREATE_OPTIONS,
+  amendOptions: LUKS_AMEND_OPTIONS,
 
   async open (store: ByteStore, ctx: OpenContext) {
     for (const k of Object.keys(ctx.options)) {

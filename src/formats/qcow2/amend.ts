@@ -11,7 +11,7 @@
 //      the backing file (which can only be "changed" to what it is), lazy
 //      refcounts, size, encryption key slots, downgrade to 0.10.
 import { BlockError } from '../../cli/errors.js'
-import type { SecretStore } from '../../block/secrets.js'
+import { SecretStore } from '../../block/secrets.js'
 import { AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_DATA_FILE } from './header.js'
 import { rewriteHeader } from './header-write.js'
 import { AmendProgress, type StatusCallback } from './amend-progress.js'
@@ -99,10 +99,10 @@ export async function amendQcow2 (img: Qcow2Image, values: Record<string, string
   }
 
   if (encrypt.length > 0) {
-    const crypto = img.shared.crypto as unknown as { amend?: (v: Record<string, string>, s: SecretStore | undefined, force: boolean) => Promise<void> }
-    if (!crypto.amend) fail('Amending encryption options is not supported by qimg yet', 'ENOTSUP')
+    // LUKS key slots: the crypto layer's rules and messages (state, keyslot, secrets, --force)
+    const { amendQcow2Encryption } = await import('../../crypto/index.js')
     const stripped = Object.fromEntries(encrypt.map(k => [k.slice('encrypt.'.length), values[k]]))
-    await crypto.amend(stripped, opts.secrets, opts.force)
+    await amendQcow2Encryption(img.shared.crypto, stripped, opts.secrets ?? new SecretStore(), opts.force)
   }
 
   if (downgrade) await downgradeQcow2(img, progress.operation(op++))
