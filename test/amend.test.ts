@@ -315,3 +315,9 @@ t.test('amend of LUKS key slots in qcow2', async t => {
     })
   }
 })
+
+t.test('qcow2 amend options: the encrypt.* entries are the crypto layer\'s', async t => {
+  const { QCOW2_AMEND_OPTIONS } = await import('../src/formats/qcow2/amend-options.js')
+  const { QCOW2_ENCRYPT_AMEND_OPTIONS } = await import('../src/crypto/index.js')
+  t.same(QCOW2_AMEND_OPTIONS.filter(o => o.name.startsWith('encrypt.')), QCOW2_ENCRYPT_AMEND_OPTIONS)
+})

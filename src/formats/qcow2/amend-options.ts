@@ -1,5 +1,7 @@
 // The options `qemu-img amend` accepts for qcow2, with the types and help
-// texts `amend -o help` prints (qemu 7.2; listed sorted by name).
+// texts `amend -o help` prints (qemu 7.2; listed sorted by name). The encrypt.*
+// entries repeat the crypto layer's QCOW2_ENCRYPT_AMEND_OPTIONS (a test keeps
+// them equal) so that loading the qcow2 driver does not load the crypto code.
 import type { CreateOptionSpec } from '../../block/types.js'
 
 export const QCOW2_AMEND_OPTIONS: CreateOptionSpec[] = [
