@@ -4,7 +4,7 @@ import { QemuError, UsageError } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
 import { checkOptionList, hasHelpOption, optionHelpLines } from '../src/cli/create-options.js'
 import { parseCacheMode } from '../src/cli/cache-mode.js'
-import { Progress } from '../src/cli/progress.js'
+import { StatusProgress } from '../src/cli/status-progress.js'
 import { out, report } from '../src/cli/output.js'
 import { findFormat } from '../src/block/registry.js'
 import type { BlockDriver } from '../src/block/types.js'
@@ -80,8 +80,8 @@ export default class Amend extends QemuCommand {
         return 0
       }
       const options = parseAmendOptions(driver, optionText, m => report(m))
-      let bar: Progress | undefined
-      if (a.showProgress) bar = new Progress(true, 1.0)
+      let bar: StatusProgress | undefined
+      if (a.showProgress) bar = new StatusProgress(1.0)
       try {
         await amendImage(img, { options, force: a.force, secrets, onProgress: bar ? p => bar!.set(p) : undefined })
       } finally {

@@ -60,20 +60,6 @@ export class Progress {
     this.apply(f32(this.current + f32(f32(delta / 100) * 100)))
   }
 
-  /**
-   * Set the percentage outright, as qemu's status callbacks do (amend): it
-   * may go down when an operation starts, and 0 is printed again.
-   */
-  set (percent: number): void {
-    if (!this.enabled) return
-    const value = f32(percent)
-    this.current = value
-    if (value > f32(this.lastPrint + this.minSkip) || value < f32(this.lastPrint - this.minSkip) || value === 0 || value === 100) {
-      this.lastPrint = value
-      this.emit()
-    }
-  }
-
   private apply (value: number): void {
     if (value > this.current) this.current = value
     if (value > f32(this.lastPrint + this.minSkip) || value < f32(this.lastPrint - this.minSkip) || value === 100) {
