@@ -132,7 +132,7 @@ export interface PersistentBitmaps {
   storable(): boolean
   /** can a bitmap with this name and granularity be stored? (throws the format's reason) */
   checkStorable(name: string, granularity: number): void
-  add(name: string, opts: { granularity: number, enabled: boolean, contents?: DirtyBitmap }): Promise<void>
+  add(name: string, opts: { granularity: number, enabled: boolean }): Promise<void>
   remove(name: string): Promise<void>
   clear(name: string): Promise<void>
   setEnabled(name: string, enabled: boolean): Promise<void>

@@ -11,6 +11,7 @@
 //      the backing file (which can only be "changed" to what it is), lazy
 //      refcounts, size, encryption key slots, downgrade to 0.10.
 import { BlockError } from '../../cli/errors.js'
+import { isOn } from '../../cli/create-options.js'
 import { SecretStore } from '../../block/secrets.js'
 import { AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_DATA_FILE } from './header.js'
 import { rewriteHeader } from './header-write.js'
@@ -27,8 +28,6 @@ export interface AmendOptions {
 function fail (message: string, errno = 'EINVAL'): never {
   throw new BlockError(message, errno)
 }
-
-function isOn (v: string): boolean { return v === 'on' || v === 'yes' || v === 'true' }
 
 function compatLevel (v: string): number {
   if (v === '0.10' || v === 'v2') return 2

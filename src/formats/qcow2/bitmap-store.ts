@@ -130,10 +130,9 @@ export class Qcow2Bitmaps implements PersistentBitmaps {
     }
   }
 
-  async add (name: string, opts: { granularity: number, enabled: boolean, contents?: DirtyBitmap }): Promise<void> {
+  async add (name: string, opts: { granularity: number, enabled: boolean }): Promise<void> {
     this.writable()
     const data = new DirtyBitmap(this.img.size, opts.granularity, this.cs)
-    if (opts.contents) data.merge(opts.contents)
     this.bitmaps.push({ name, granularityBits: Math.log2(opts.granularity), enabled: opts.enabled, inconsistent: false, data, dataClusters: [] })
     this.changed = true
   }
