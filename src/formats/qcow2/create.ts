@@ -18,24 +18,9 @@ import { encodeRefblock, planQcow2Layout, type Qcow2Layout } from './create-layo
 import { validateQcow2Options, type Qcow2CreateSpec } from './create-options.js'
 import { MAX_L1_BYTES } from './refcount-math.js'
 import { luksSetup } from './encryption-setup.js'
+import { featureNameTable } from './header-write.js'
 
 const COPIED = 0x80000000
-
-/** The feature name table qemu writes into every v3 image. */
-const FEATURES: Array<[number, number, string]> = [
-  [0, 0, 'dirty bit'], [0, 1, 'corrupt bit'], [0, 2, 'external data file'], [0, 3, 'compression type'],
-  [0, 4, 'extended L2 entries'], [1, 0, 'lazy refcounts'], [2, 0, 'bitmaps'], [2, 1, 'raw external data'],
-]
-
-function featureTable (): Buffer {
-  const buf = Buffer.alloc(FEATURES.length * 48)
-  FEATURES.forEach(([type, bit, name], i) => {
-    buf[i * 48] = type
-    buf[i * 48 + 1] = bit
-    buf.write(name, i * 48 + 2, 'latin1')
-  })
-  return buf
-}
 
 /**
  * Cluster 0: header, extensions (backing format, data file, feature table
@@ -80,7 +65,7 @@ export function buildHeaderCluster (spec: Qcow2CreateSpec, layout: Qcow2Layout, 
   if (spec.dataFile !== undefined) exts.push(encodeExtension(EXT_DATA_FILE, Buffer.from(spec.dataFile, 'utf8')))
   const backing = spec.backingFile !== undefined ? Buffer.from(spec.backingFile, 'utf8') : Buffer.alloc(0)
   const fixedLen = h.headerLength + exts.reduce((n, e) => n + e.length, 0) + 8
-  const features = v3 ? encodeExtension(EXT_FEATURE_TABLE, featureTable()) : Buffer.alloc(0)
+  const features = v3 ? encodeExtension(EXT_FEATURE_TABLE, featureNameTable()) : Buffer.alloc(0)
   // the feature table is optional: qemu writes it only with clusters of 8 KiB or more (observed)
   if (v3 && cs >= 8192 && fixedLen + features.length + backing.length <= cs) exts.push(features)
   const extLen = exts.reduce((n, e) => n + e.length, 0)

@@ -13,7 +13,7 @@ import {
 } from './header.js'
 import { encodeBitmapsExtension } from './bitmaps.js'
 
-/** The feature name table qemu writes into version 3 headers. */
+/** The feature name table qemu writes into version 3 headers (at creation too). */
 const FEATURES: Array<[number, number, string]> = [
   [0, 0, 'dirty bit'], [0, 1, 'corrupt bit'], [0, 2, 'external data file'], [0, 3, 'compression type'],
   [0, 4, 'extended L2 entries'], [1, 0, 'lazy refcounts'], [2, 0, 'bitmaps'], [2, 1, 'raw external data'],
