@@ -91,3 +91,10 @@ t.test('getopt_long rules', async t => {
   t.throws(() => getopt(['x', '-f'], spec), { message: "missing argument for option '-f'" })
   t.throws(() => getopt(['--format'], spec), { message: "missing argument for option '--format'" })
 })
+
+t.test('QemuOpts elements: names end at = or , (no escapes), values take ,, as a comma', async t => {
+  const { parseOptsElements } = await import('../src/cli/qemu-opts.js')
+  t.same(parseOptsElements('a,,b'), [{ name: 'a' }, { name: '' }, { name: 'b' }])
+  t.same(parseOptsElements('backing_file=a,,b,fmt=raw'), [{ name: 'backing_file', value: 'a,b' }, { name: 'fmt', value: 'raw' }])
+  t.same(parseOptsElements('secret,id=x'), [{ name: 'secret' }, { name: 'id', value: 'x' }])
+})

@@ -43,6 +43,7 @@ export class SecretStore {
   addFromProperties (props: Record<string, string>): void {
     const id = props.id
     if (!id) throw new QemuError('Parameter \'id\' is missing')
+    if (this.secrets.has(id)) throw new QemuError(`attempt to add duplicate property '${id}' to object (type 'container')`)
     if (props.data !== undefined && props.file !== undefined) {
       throw new QemuError('\'file\' and \'data\' are mutually exclusive')
     }

@@ -5,6 +5,7 @@
 import type { CreateOptionSpec } from '../block/types.js'
 import { QemuError } from './errors.js'
 import { strtosz, SizeError } from './sizes.js'
+import { parseOptsElements } from './qemu-opts.js'
 
 const UINT64_MAX = (1n << 64n) - 1n
 
@@ -93,18 +94,15 @@ function normalize (spec: CreateOptionSpec, value: string, warn: (m: string) => 
 export function parseCreateOptions (text: string | undefined, specs: readonly CreateOptionSpec[], warn: (m: string) => void = () => undefined): Record<string, string> {
   const values: Record<string, string> = {}
   if (text === undefined) return values
-  for (const elem of splitOptionList(text)) {
-    const eq = elem.indexOf('=')
-    let name: string
+  for (const elem of parseOptsElements(text)) {
+    let name = elem.name
     let value: string
-    if (eq >= 0) {
-      name = elem.slice(0, eq)
-      value = elem.slice(eq + 1)
-    } else if (elem.startsWith('no') && !specs.some(s => s.name === elem)) {
-      name = elem.slice(2)
+    if (elem.value !== undefined) {
+      value = elem.value
+    } else if (name.startsWith('no') && !specs.some(s => s.name === name)) {
+      name = name.slice(2)
       value = 'off'
     } else {
-      name = elem
       value = 'on'
     }
     const spec = specs.find(s => s.name === name)

@@ -6,32 +6,48 @@ import { UsageError } from './errors.js'
 
 export type KeyValues = Array<[string, string]>
 
+/**
+ * One element of a QemuOpts string: a name ends at the first '=' or ',' (no
+ * escapes in names); a value runs to the next single comma, ",," standing for
+ * a literal comma. `value` is undefined for a bare word ("key", "help").
+ */
+export interface OptsElement { name: string, value?: string }
+
+export function parseOptsElements (text: string): OptsElement[] {
+  const out: OptsElement[] = []
+  let pos = 0
+  while (pos < text.length) {
+    let j = pos
+    while (j < text.length && text[j] !== '=' && text[j] !== ',') j++
+    const name = text.slice(pos, j)
+    if (j < text.length && text[j] === '=') {
+      let value = ''
+      let k = j + 1
+      while (k < text.length) {
+        if (text[k] === ',') {
+          if (text[k + 1] === ',') { value += ','; k += 2; continue }
+          break
+        }
+        value += text[k++]
+      }
+      out.push({ name, value })
+      pos = k + 1
+    } else {
+      out.push({ name })
+      pos = j + 1
+    }
+  }
+  return out
+}
+
 export function parseKeyValues (text: string, impliedKey?: string): KeyValues {
   const out: KeyValues = []
-  let i = 0
-  let first = true
-  while (i <= text.length) {
-    // read one element up to an unescaped comma
-    let elem = ''
-    while (i < text.length) {
-      if (text[i] === ',') {
-        if (text[i + 1] === ',') { elem += ','; i += 2; continue }
-        break
-      }
-      elem += text[i++]
-    }
-    i++ // skip the comma (or step past the end)
-    if (elem === '' && i > text.length && !first) break
-    const eq = elem.indexOf('=')
-    if (eq < 0) {
-      if (first && impliedKey) out.push([impliedKey, elem])
-      else if (elem !== '') out.push([elem, 'on'])
-      else if (!first) throw new UsageError('Invalid parameter \'\'')
-    } else {
-      out.push([elem.slice(0, eq), elem.slice(eq + 1)])
-    }
-    first = false
-  }
+  parseOptsElements(text).forEach((e, i) => {
+    if (e.value !== undefined) out.push([e.name, e.value])
+    else if (i === 0 && impliedKey) out.push([impliedKey, e.name])
+    else if (e.name !== '') out.push([e.name, 'on'])
+    else throw new UsageError('Invalid parameter \'\'')
+  })
   return out
 }
 
