@@ -262,4 +262,8 @@ export interface BlockDriver {
   create?(filename: string, options: Record<string, string>, ctx: CreateContext): Promise<void>
   /** `measure`: options are -o values parsed against createOptions */
   measure?(options: Record<string, string>, input: MeasureInput, ctx: CreateContext): Promise<MeasureResult>
+  /** images of this format can store compressed clusters (convert -c; Image.writeCompressed) */
+  readonly supportsCompression?: boolean
+  /** images of this format can hold persistent dirty bitmaps (convert --bitmaps) */
+  readonly supportsBitmaps?: boolean
 }

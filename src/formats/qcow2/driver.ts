@@ -52,7 +52,13 @@ export interface Qcow2Shared {
   metadataPrealloc?: Promise<boolean>
 }
 
-interface Run { kind: LayerStatus['kind'], host?: number, length: number }
+/**
+ * A run of same-status clusters. `host` keeps runs of allocated clusters
+ * host-contiguous (it is reported only when `mapped`: encrypted data has no
+ * plain host bytes to show); a compressed cluster is a run of its own
+ * (`solo`), as qemu reports them.
+ */
+interface Run { kind: LayerStatus['kind'], host?: number, length: number, mapped: boolean, solo: boolean }
 
 export class Qcow2Image extends ImageBase {
   readonly format = 'qcow2'
@@ -124,15 +130,17 @@ export class Qcow2Image extends ImageBase {
 
   async layerStatus (offset: number, length: number): Promise<LayerStatus> {
     const g = this.geo
-    const end = Math.min(offset + length, this.size)
+    // like qemu, one answer never goes past the end of the L2 table it comes from
+    // (where answers stop decides where convert cuts its chunks, hence its holes)
+    const end = Math.min(offset + length, this.size, (g.l1Index(offset) + 1) * g.l2Coverage)
     const entryCtx = this.entryContext
     const crypto = this.shared.crypto
     let first: Run | undefined
     let pos = offset
     // extend the run while the next piece has the same kind (and contiguous host bytes)
-    const add = (kind: Run['kind'], host: number | undefined, len: number): boolean => {
-      if (!first) { first = { kind, host, length: len }; return true }
-      if (first.kind !== kind) return false
+    const add = (kind: Run['kind'], host: number | undefined, len: number, solo = false): boolean => {
+      if (!first) { first = { kind, host, length: len, mapped: host !== undefined && !crypto, solo }; return true }
+      if (first.kind !== kind || first.solo || solo) return false
       if ((first.host === undefined) !== (host === undefined)) return false
       if (host !== undefined && first.host! + first.length !== host) return false
       first.length += len
@@ -168,7 +176,7 @@ export class Qcow2Image extends ImageBase {
           if (first) break outer
           throw this.corruption(`Invalid cluster entry found  (L2 offset: ${hexAlt(l2Offset)}, L2 index: ${hexAlt(idx)})`)
         }
-        // where `pos` lives in the host file; encrypted data has no plain host bytes to show
+        // where `pos` lives in the host file (runs stay host-contiguous; encrypted data does not show it)
         let host: number | undefined
         if (st.host !== undefined) {
           const clusterHost = st.host - sc * g.subclusterSize
@@ -176,11 +184,11 @@ export class Qcow2Image extends ImageBase {
             if (first) break outer
             throw this.corruption(`Cluster allocation offset ${hexAlt(clusterHost)} unaligned (L2 offset: ${hexAlt(l2Offset)}, L2 index: ${hexAlt(idx)})`)
           }
-          if (!crypto) host = clusterHost + inCluster
+          host = clusterHost + inCluster
         }
         let ok: boolean
         switch (st.kind) {
-          case 'compressed': ok = add('data', undefined, len); break
+          case 'compressed': ok = add('data', undefined, len, true); break
           case 'normal': ok = add('data', host, len); break
           case 'zero': ok = add('zero', host, len); break
           default: ok = add('unallocated', host, len)
@@ -192,7 +200,7 @@ export class Qcow2Image extends ImageBase {
     if (!first) return { kind: 'unallocated', length: Math.max(end - offset, 0) }
     const r = first as Run
     const status: LayerStatus = { kind: r.kind, length: r.length }
-    if (r.host !== undefined) {
+    if (r.mapped) {
       status.hostOffset = r.host
       status.store = this.shared.dataStore
       // as qemu, look for holes in the host file only when the image seems metadata-preallocated

@@ -1,0 +1,295 @@
+import { QemuCommand } from '../src/cli/command.js'
+import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
+import { BlockError, QemuError } from '../src/cli/errors.js'
+import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
+import { err, out, report } from '../src/cli/output.js'
+import { Progress } from '../src/cli/progress.js'
+import { isCacheMode } from '../src/cli/cache-mode.js'
+import { parseCoroutines, parseRateLimit, parseSparseSize } from '../src/cli/convert-args.js'
+import { openSnapshotParam, parseSnapshotParam, type SnapshotParam } from '../src/cli/snapshot-param.js'
+import { createOptionsHelp, hasHelpOption, isValidOptionList, mergeOptionSpecs, parseCreateOptions } from '../src/cli/create-options.js'
+import { findFormat } from '../src/block/registry.js'
+import { FILE_CREATE_OPTIONS, sameFile } from '../src/block/file-create.js'
+import type { BlockDriver, Image } from '../src/block/types.js'
+import type { SecretStore } from '../src/block/secrets.js'
+import { convertImages } from '../src/ops/convert.js'
+
+interface ConvertArgs {
+  srcFormat?: string
+  outFormat?: string
+  backingFile?: string
+  backingFormat?: string
+  compress: boolean
+  options: string[]
+  snapshot?: SnapshotParam
+  sparse: number
+  sparseGiven: boolean
+  progress: boolean
+  quiet: boolean
+  cache: string
+  srcCache: string
+  skipCreate: boolean
+  workers: number
+  outOfOrder: boolean
+  rateLimit: number
+  forceShare: boolean
+  copyOffload: boolean
+  imageOpts: boolean
+  targetImageOpts: boolean
+  targetIsZero: boolean
+  bitmaps: boolean
+  skipBrokenBitmaps: boolean
+  salvage: boolean
+  objects: string[]
+}
+
+const SECTOR = 512
+
+export default class Convert extends QemuCommand {
+  static override description = 'Convert the disk image FILENAME (or several, concatenated) to disk image OUTPUT_FILENAME'
+  static override options: OptionSpec = {
+    short: ':f:O:B:CcF:o:l:S:pt:T:qnm:WUr:',
+    long: {
+      object: { arg: 'required' },
+      'image-opts': { arg: 'none' },
+      'target-image-opts': { arg: 'none' },
+      'target-is-zero': { arg: 'none' },
+      bitmaps: { arg: 'none' },
+      'skip-broken-bitmaps': { arg: 'none' },
+      salvage: { arg: 'none' },
+      'force-share': { arg: 'none', short: 'U' },
+    },
+  }
+
+  protected async exec ({ opts, args }: ParsedArgs): Promise<number> {
+    const a = parseArgs(opts)
+    checkCombinations(a)
+
+    const [sources, target] = [args.slice(0, -1), args[args.length - 1]]
+    const optionText = a.options.join(',')
+    if (a.options.length > 0 && hasHelpOption(optionText)) {
+      out(await optionsHelp(a.outFormat ?? 'raw', sources.length >= 1))
+      return 0
+    }
+    if (sources.length < 1) throw new QemuError('Must specify image file name')
+    if (!isCacheMode(a.srcCache)) throw new QemuError(`Invalid source cache option: ${a.srcCache}`)
+
+    const progress = new Progress(a.progress && !a.quiet, 1)
+    try {
+      return await this.convert(a, sources, target, optionText, progress)
+    } finally {
+      progress.end()
+    }
+  }
+
+  private async convert (a: ConvertArgs, sourceNames: string[], target: string, optionText: string, progress: Progress): Promise<number> {
+    if (sourceNames.length > 1 && a.snapshot) throw new QemuError('No support for concatenating multiple snapshot')
+    const secrets = secretsFromObjects(a.objects)
+    const opened: Image[] = []
+    let targetImage: Image | undefined
+    try {
+      const sources: Image[] = []
+      for (const name of sourceNames) {
+        const img = await openForCommand({ name, format: a.srcFormat, imageOpts: a.imageOpts }, { secrets, forceShare: a.forceShare })
+        opened.push(img)
+        sources.push(a.snapshot ? await openSnapshotParam(img, a.snapshot) : img)
+      }
+      if (a.bitmaps) await checkSourceBitmaps(sources)
+      const totalSectors = sources.reduce((n, s) => n + Math.ceil(s.size / SECTOR), 0)
+
+      let targetHasBacking = false
+      if (!a.skipCreate) {
+        const driver = await loadFormat(a.outFormat ?? 'raw')
+        const created = targetCreateOptions(driver, target, a, optionText, totalSectors * SECTOR, sources)
+        targetHasBacking = created.hasBacking
+        if (!isCacheMode(a.cache)) throw new QemuError(`Invalid cache option: ${a.cache}`)
+        await create(driver, target, created.options, secrets)
+      } else {
+        if (!isCacheMode(a.cache)) throw new QemuError(`Invalid cache option: ${a.cache}`)
+        targetHasBacking = a.backingFile !== undefined
+        if (sources.some(s => chainFiles(s).some(f => sameFile(f, targetFileName(target, a))))) {
+          throw new QemuError(`Could not open '${target}': ${lockMessage(target)}`)
+        }
+      }
+      targetImage = await openForCommand(
+        { name: target, format: a.targetImageOpts ? a.outFormat : (a.outFormat ?? 'raw'), imageOpts: a.targetImageOpts },
+        { secrets, readOnly: false },
+      )
+      const targetDriver = await loadFormat(targetImage.format)
+      if (a.skipCreate && a.compress && !targetDriver.supportsCompression) throw new QemuError('Compression not supported for this file format')
+      if (a.bitmaps && !targetDriver.supportsBitmaps) throw new QemuError(`Format driver '${targetImage.format}' does not support bitmaps`)
+      if (a.skipCreate && targetImage.size < totalSectors * SECTOR) throw new QemuError('output file is smaller than input file')
+
+      await convertImages({
+        sources,
+        target: targetImage,
+        minSparse: a.sparse,
+        hasZeroInit: a.skipCreate ? a.targetIsZero : !targetHasBacking,
+        targetHasBacking,
+        compress: a.compress,
+        workers: a.workers,
+        outOfOrder: a.outOfOrder,
+        salvage: a.salvage,
+        copyOffload: a.copyOffload,
+        rateLimit: a.rateLimit,
+        flush: a.cache !== 'unsafe',
+        onProgress: (p) => progress.update(p),
+        warn: (m) => { if (!a.quiet) report(m) },
+      })
+      progress.update(100)
+      return 0
+    } finally {
+      await targetImage?.close()
+      for (const img of opened) await img.close()
+    }
+  }
+}
+
+function parseArgs (opts: ParsedArgs['opts']): ConvertArgs {
+  const a: ConvertArgs = {
+    compress: false,
+    options: [],
+    sparse: 8 * SECTOR,
+    sparseGiven: false,
+    progress: false,
+    quiet: false,
+    cache: 'unsafe',
+    srcCache: 'writeback',
+    skipCreate: false,
+    workers: 8,
+    outOfOrder: false,
+    rateLimit: 0,
+    forceShare: false,
+    copyOffload: false,
+    imageOpts: false,
+    targetImageOpts: false,
+    targetIsZero: false,
+    bitmaps: false,
+    skipBrokenBitmaps: false,
+    salvage: false,
+    objects: [],
+  }
+  // values are checked in command-line order, so the first bad one is reported
+  for (const o of opts) {
+    const v = o.value!
+    switch (o.name) {
+      case 'f': a.srcFormat = v; break
+      case 'O': a.outFormat = v; break
+      case 'B': a.backingFile = v; break
+      case 'F': a.backingFormat = v; break
+      case 'c': a.compress = true; break
+      case 'o':
+        if (!isValidOptionList(v)) throw new QemuError(`Invalid option list: ${v}`)
+        a.options.push(v)
+        break
+      case 'l': a.snapshot = parseSnapshotParam(v); break
+      case 'S': a.sparse = parseSparseSize(v); a.sparseGiven = true; break
+      case 'p': a.progress = true; break
+      case 't': a.cache = v; break
+      case 'T': a.srcCache = v; break
+      case 'q': a.quiet = true; break
+      case 'n': a.skipCreate = true; break
+      case 'm': a.workers = parseCoroutines(v); break
+      case 'W': a.outOfOrder = true; break
+      case 'U': a.forceShare = true; break
+      case 'r': a.rateLimit = parseRateLimit(v); break
+      case 'C': a.copyOffload = true; break
+      case 'object': secretsFromObjects([v]); a.objects.push(v); break
+      case 'image-opts': a.imageOpts = true; break
+      case 'target-image-opts': a.targetImageOpts = true; break
+      case 'target-is-zero': a.targetIsZero = true; break
+      case 'bitmaps': a.bitmaps = true; break
+      case 'skip-broken-bitmaps': a.skipBrokenBitmaps = true; break
+      case 'salvage': a.salvage = true; break
+    }
+  }
+  return a
+}
+
+/** The refusals qemu-img makes before it opens anything, in its order. */
+function checkCombinations (a: ConvertArgs): void {
+  if (a.skipBrokenBitmaps && !a.bitmaps) throw new QemuError('Use of --skip-broken-bitmaps requires --bitmaps')
+  if (a.copyOffload && a.compress) throw new QemuError('Cannot enable copy offloading when -c is used')
+  if (a.copyOffload && a.sparseGiven) throw new QemuError('Cannot enable copy offloading when -S is used')
+  if (a.copyOffload && a.salvage) throw new QemuError('Cannot use copy offloading in salvaging mode')
+  if (a.targetImageOpts && !a.skipCreate) throw new QemuError('--target-image-opts requires use of -n flag')
+  if (a.targetIsZero && !a.skipCreate) throw new QemuError('--target-is-zero requires use of -n flag')
+  if (a.skipCreate && a.options.length > 0) throw new QemuError('-o has no effect when skipping image creation')
+}
+
+async function loadFormat (name: string): Promise<BlockDriver> {
+  const entry = findFormat(name)
+  if (!entry) throw new QemuError(`Unknown file format '${name}'`)
+  return entry.load()
+}
+
+async function optionsHelp (format: string, withTarget: boolean): Promise<string> {
+  const driver = await loadFormat(format)
+  if (!driver.create) throw new QemuError(`Format driver '${format}' does not support image creation`)
+  return createOptionsHelp(format, driver.createOptions ?? [], withTarget ? FILE_CREATE_OPTIONS : null)
+}
+
+/** Validate what the target will be created with; returns the create options. */
+function targetCreateOptions (driver: BlockDriver, target: string, a: ConvertArgs, optionText: string, size: number, sources: Image[]):
+{ options: Record<string, string>, hasBacking: boolean } {
+  if (!driver.create) throw new QemuError(`Format driver '${driver.name}' does not support image creation`)
+  const specs = mergeOptionSpecs(driver.createOptions ?? [], FILE_CREATE_OPTIONS)
+  const options = optionText ? parseCreateOptions(optionText, specs) : {}
+  const names = new Set(specs.map(s => s.name))
+  if (a.backingFile !== undefined) {
+    if (!names.has('backing_file')) throw new QemuError(`Backing file not supported for file format '${driver.name}'`)
+    options.backing_file = a.backingFile
+  }
+  if (a.backingFormat !== undefined) {
+    if (!names.has('backing_fmt')) throw new QemuError(`Backing file format not supported for file format '${driver.name}'`)
+    options.backing_fmt = a.backingFormat
+  }
+  if (a.compress) {
+    if (!driver.supportsCompression) throw new QemuError('Compression not supported for this file format')
+    if ((options.preallocation ?? 'off') !== 'off') throw new QemuError('Compression and preallocation not supported at the same time')
+  }
+  options.size = String(size)
+  // qemu holds locks on the sources: writing over one of them is refused
+  if (sources.some(s => chainFiles(s).some(f => sameFile(f, target)))) {
+    throw new QemuError(`${target}: error while converting ${driver.name}: ${lockMessage(target)}`)
+  }
+  return { options, hasBacking: options.backing_file !== undefined && options.backing_file !== '' }
+}
+
+async function create (driver: BlockDriver, target: string, options: Record<string, string>, secrets: SecretStore): Promise<void> {
+  try {
+    await driver.create!(target, options, { secrets, warn: err })
+  } catch (e) {
+    if (e instanceof BlockError || e instanceof QemuError) throw new QemuError(`${target}: error while converting ${driver.name}: ${e.message}`)
+    throw e
+  }
+}
+
+function lockMessage (name: string): string {
+  return `Failed to get "write" lock\nIs another process using the image [${name}]?`
+}
+
+/** Every file an opened image reads from, down its backing chain. */
+function chainFiles (img: Image): string[] {
+  const files: string[] = []
+  for (let i: Image | null = img; i; i = i.backing) files.push(i.store.filename)
+  return files
+}
+
+/** The file an --image-opts target string names (for the lock check). */
+function targetFileName (target: string, a: ConvertArgs): string {
+  if (!a.targetImageOpts) return target
+  const m = /(?:^|,)(?:file\.)?filename=([^,]*)/.exec(target)
+  return m ? m[1] : target
+}
+
+/** Copying persistent bitmaps needs them supported on both ends; qimg cannot copy them yet. */
+async function checkSourceBitmaps (sources: Image[]): Promise<void> {
+  if (sources.length > 1) throw new QemuError('Copying bitmaps only possible with single source')
+  const src = sources[0]
+  const driver = await loadFormat(src.format)
+  if (!driver.supportsBitmaps) throw new QemuError('Source lacks bitmap support')
+  const details = await src.details()
+  const bitmaps = details.formatSpecific?.data.bitmaps
+  if (Array.isArray(bitmaps) && bitmaps.length > 0) throw new QemuError('Copying persistent bitmaps is not supported by qimg yet')
+}

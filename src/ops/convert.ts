@@ -1,0 +1,226 @@
+// `convert`: copy the guest view of one or more source images (laid end to
+// end) into a target image. Allocation comes from blockStatus only: zero and
+// unallocated runs are never read, data is read in chunks of up to 2 MiB by
+// several workers at once, scanned for zeros (-S) and written in order
+// (unless out-of-order writes are allowed). The target must already exist
+// and be open for writing; creating it is the command's job.
+import { QemuError, errnoOf, strerror } from '../cli/errors.js'
+import type { Image } from '../block/types.js'
+import { ChunkPlanner, countDataSectors, BUF_SECTORS, type Chunk, type PlannerOptions } from './convert/planner.js'
+import { SECTOR, isAllZero, sparseRuns, zeroSectorMap } from './convert/zero-scan.js'
+import { RateLimiter } from './convert/rate-limit.js'
+
+export interface ConvertParams {
+  sources: readonly Image[]
+  target: Image
+  /** -S in bytes (a multiple of 512); 0 = write everything, fully allocated */
+  minSparse: number
+  /** the target reads as zeros where nothing is written (a new image, or --target-is-zero) */
+  hasZeroInit: boolean
+  /** the target has a backing file: copy only what the sources' top layer holds */
+  targetHasBacking: boolean
+  /** write compressed clusters (-c); the target must have writeCompressed */
+  compress: boolean
+  /** parallel workers (-m) */
+  workers: number
+  /** writes may happen out of order (-W) */
+  outOfOrder: boolean
+  /** turn read errors into zeros with a warning (--salvage) */
+  salvage: boolean
+  /** -C: data stored plainly in a file is copied as is, without zero detection */
+  copyOffload: boolean
+  /** bytes per second, 0 = unlimited (-r) */
+  rateLimit: number
+  /** flush the target at the end (every cache mode but unsafe) */
+  flush: boolean
+  /** percentage of the data copied so far */
+  onProgress?: (percent: number) => void
+  /** warnings (qemu's "warning: ..." lines), without the program name */
+  warn: (message: string) => void
+}
+
+export async function convertImages (p: ConvertParams): Promise<void> {
+  const clusterSectors = p.compress ? compressedClusterSectors(p.target) : 0
+  const plannerOpts: PlannerOptions = {
+    sources: p.sources,
+    minSparse: p.minSparse,
+    clusterSectors,
+    targetHasBacking: p.targetHasBacking,
+    salvage: p.salvage,
+    warn: p.warn,
+  }
+  // qemu walks the allocation once up front to know the progress total
+  const totalData = await countDataSectors(plannerOpts)
+  const copier = new Copier(p, new ChunkPlanner(plannerOpts), totalData, clusterSectors)
+  await copier.run()
+  if (p.flush) await p.target.flush()
+}
+
+function compressedClusterSectors (target: Image): number {
+  if (!target.writeCompressed || !target.compressedClusterSize) throw new QemuError('Compression not supported for this file format')
+  return target.compressedClusterSize() / SECTOR
+}
+
+interface Ticket {
+  chunk: Chunk
+  /** settles when the previous chunk's writes are done */
+  previous: Promise<void>
+  release: () => void
+}
+
+class Copier {
+  private chain: Promise<void> = Promise.resolve()
+  private planning: Promise<unknown> = Promise.resolve()
+  private failure: unknown
+  private doneSectors = 0
+  private readonly limiter: RateLimiter | null
+
+  constructor (private readonly p: ConvertParams, private readonly planner: ChunkPlanner, private readonly totalData: number, private readonly clusterSectors: number) {
+    this.limiter = p.rateLimit > 0 ? new RateLimiter(p.rateLimit) : null
+  }
+
+  async run (): Promise<void> {
+    const workers = Array.from({ length: Math.max(1, this.p.workers) }, () => this.worker())
+    await Promise.all(workers)
+    if (this.failure !== undefined) throw this.failure
+  }
+
+  /** Take the next chunk; chunks are handed out (and queued for writing) in order. */
+  private nextTicket (): Promise<Ticket | null> {
+    const t = this.planning.then(async () => {
+      if (this.failure !== undefined) return null
+      const chunk = await this.planner.next()
+      if (!chunk) return null
+      const previous = this.chain
+      let release!: () => void
+      this.chain = new Promise<void>(resolve => { release = resolve })
+      return { chunk, previous, release }
+    })
+    this.planning = t.catch(() => undefined)
+    return t
+  }
+
+  private async worker (): Promise<void> {
+    // each worker reuses one buffer: its chunk is written before it takes the next
+    let buffer: Buffer | null = null
+    for (;;) {
+      let ticket: Ticket | null
+      try {
+        ticket = await this.nextTicket()
+      } catch (e) {
+        this.fail(e)
+        return
+      }
+      if (!ticket) return
+      const { chunk } = ticket
+      try {
+        let data: Buffer | null = null
+        if (chunk.kind === 'data') {
+          const bytes = chunk.sectors * SECTOR
+          if (!buffer || buffer.length < bytes) buffer = Buffer.allocUnsafe(Math.max(bytes, BUF_SECTORS * SECTOR))
+          data = buffer.subarray(0, bytes)
+          if (this.limiter) await this.limiter.take(bytes)
+          await this.read(chunk, data)
+        }
+        if (!this.p.outOfOrder) await ticket.previous
+        if (this.failure !== undefined) return
+        await this.write(chunk, data)
+      } catch (e) {
+        this.fail(e)
+        return
+      } finally {
+        ticket.release()
+      }
+      if (chunk.kind === 'data') {
+        this.doneSectors += chunk.sectors
+        this.p.onProgress?.(100 * this.doneSectors / this.totalData)
+      }
+    }
+  }
+
+  private fail (e: unknown): void {
+    if (this.failure === undefined) this.failure = e
+  }
+
+  /** Read [sector, sector+sectors) of the sources laid end to end. */
+  private async read (chunk: Chunk, buf: Buffer): Promise<void> {
+    try {
+      await this.readSpan(buf, chunk.sector)
+    } catch (e) {
+      if (e instanceof QemuError) throw e
+      if (!this.p.salvage) throw new QemuError(`error while reading at byte ${chunk.sector * SECTOR}: ${strerror(errnoOf(e))}`)
+      // salvaging: sector by sector, zeros where reading fails
+      for (let i = 0; i < chunk.sectors; i++) {
+        const part = buf.subarray(i * SECTOR, (i + 1) * SECTOR)
+        try {
+          await this.readSpan(part, chunk.sector + i)
+        } catch (e2) {
+          this.p.warn(`warning: error while reading offset ${(chunk.sector + i) * SECTOR}: ${strerror(errnoOf(e2))}`)
+          part.fill(0)
+        }
+      }
+    }
+  }
+
+  private async readSpan (buf: Buffer, sector: number): Promise<void> {
+    let pos = sector * SECTOR
+    let done = 0
+    let base = 0
+    for (const src of this.p.sources) {
+      const srcBytes = Math.ceil(src.size / SECTOR) * SECTOR
+      if (done >= buf.length) break
+      if (pos < base + srcBytes) {
+        const inSrc = pos - base
+        const len = Math.min(buf.length - done, srcBytes - inSrc)
+        const readable = Math.max(0, Math.min(len, src.size - inSrc))
+        if (readable > 0) await src.read(buf.subarray(done, done + readable), inSrc)
+        if (readable < len) buf.fill(0, done + readable, done + len)
+        done += len
+        pos += len
+      }
+      base += srcBytes
+    }
+    if (done < buf.length) buf.fill(0, done)
+  }
+
+  private async write (chunk: Chunk, data: Buffer | null): Promise<void> {
+    const t = this.p.target
+    const offset = chunk.sector * SECTOR
+    try {
+      if (chunk.kind === 'backing') return
+      if (chunk.kind === 'zero') {
+        if (!this.p.hasZeroInit) await t.writeZeroes(offset, this.clip(offset, chunk.sectors * SECTOR), { unmap: true })
+        return
+      }
+      const buf = data!
+      if (this.clusterSectors) {
+        if (isAllZero(buf)) {
+          if (!this.p.hasZeroInit) await t.writeZeroes(offset, this.clip(offset, buf.length), { unmap: true })
+        } else {
+          await t.writeCompressed!(buf, offset)
+        }
+        return
+      }
+      if (this.p.minSparse === 0 || (this.p.copyOffload && chunk.plain)) {
+        await t.write(buf.subarray(0, this.clip(offset, buf.length)), offset)
+        return
+      }
+      let pos = 0
+      for (const run of sparseRuns(zeroSectorMap(buf), chunk.sector, this.p.minSparse / SECTOR)) {
+        const len = run.sectors * SECTOR
+        const at = offset + pos
+        if (!run.zero) await t.write(buf.subarray(pos, pos + this.clip(at, len)), at)
+        else if (!this.p.hasZeroInit) await t.writeZeroes(at, this.clip(at, len), { unmap: true })
+        pos += len
+      }
+    } catch (e) {
+      if (e instanceof QemuError) throw e
+      throw new QemuError(`error while writing at byte ${offset}: ${strerror(errnoOf(e))}`)
+    }
+  }
+
+  /** Writes stop at the target's end (its size may be a byte count that is not whole sectors). */
+  private clip (offset: number, length: number): number {
+    return Math.max(0, Math.min(length, this.p.target.size - offset))
+  }
+}
