@@ -1,4 +1,4 @@
-import { QemuCommand } from '../src/cli/command.js'
+import { QemuCommand, reportError } from '../src/cli/command.js'
 import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
 import { BlockError, QemuError } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
@@ -46,6 +46,8 @@ interface ConvertArgs {
 const SECTOR = 512
 
 export default class Convert extends QemuCommand {
+  private progress?: Progress
+
   static override description = 'Convert the disk image FILENAME (or several, concatenated) to disk image OUTPUT_FILENAME'
   static override options: OptionSpec = {
     short: ':f:O:B:CcF:o:l:S:pt:T:qnm:WUr:',
@@ -74,43 +76,51 @@ export default class Convert extends QemuCommand {
     if (sources.length < 1) throw new QemuError('Must specify image file name')
     if (!isCacheMode(a.srcCache)) throw new QemuError(`Invalid source cache option: ${a.srcCache}`)
 
-    const progress = new Progress(a.progress && !a.quiet, 1)
+    this.progress = new Progress(a.progress && !a.quiet, 1)
     try {
-      return await this.convert(a, sources, target, optionText, progress)
-    } finally {
-      progress.end()
+      await this.convert(a, sources, target, optionText)
+      this.progress.update(100)
+    } catch (e) {
+      // qemu reports the error before it ends the progress line
+      reportError(e)
+      this.progress.end()
+      return Number(process.exitCode ?? 1)
     }
+    this.progress.end()
+    return 0
   }
 
-  private async convert (a: ConvertArgs, sourceNames: string[], target: string, optionText: string, progress: Progress): Promise<number> {
-    if (sourceNames.length > 1 && a.snapshot) throw new QemuError('No support for concatenating multiple snapshot')
+  private async convert (a: ConvertArgs, sourceNames: string[], target: string, optionText: string): Promise<number> {
     const secrets = secretsFromObjects(a.objects)
     const opened: Image[] = []
     let targetImage: Image | undefined
     try {
-      const sources: Image[] = []
       for (const name of sourceNames) {
-        const img = await openForCommand({ name, format: a.srcFormat, imageOpts: a.imageOpts }, { secrets, forceShare: a.forceShare })
-        opened.push(img)
-        sources.push(a.snapshot ? await openSnapshotParam(img, a.snapshot) : img)
+        opened.push(await openForCommand({ name, format: a.srcFormat, imageOpts: a.imageOpts }, { secrets, forceShare: a.forceShare }))
       }
-      if (a.bitmaps) await checkSourceBitmaps(sources)
+      // a bare ID_OR_NAME only works with one source; snapshot.id=/name= apply to the first
+      if (sourceNames.length > 1 && a.snapshot?.idOrName) throw new QemuError('No support for concatenating multiple snapshot')
+      const sources = [...opened]
+      if (a.snapshot) sources[0] = await openSnapshotParam(opened[0], a.snapshot)
       const totalSectors = sources.reduce((n, s) => n + Math.ceil(s.size / SECTOR), 0)
 
-      let targetHasBacking = false
+      let driver: BlockDriver | undefined
+      let createOptions: Record<string, string> = {}
       if (!a.skipCreate) {
-        const driver = await loadFormat(a.outFormat ?? 'raw')
-        const created = targetCreateOptions(driver, target, a, optionText, totalSectors * SECTOR, sources)
-        targetHasBacking = created.hasBacking
-        if (!isCacheMode(a.cache)) throw new QemuError(`Invalid cache option: ${a.cache}`)
-        await create(driver, target, created.options, secrets)
-      } else {
-        if (!isCacheMode(a.cache)) throw new QemuError(`Invalid cache option: ${a.cache}`)
-        targetHasBacking = a.backingFile !== undefined
-        if (sources.some(s => chainFiles(s).some(f => sameFile(f, targetFileName(target, a))))) {
-          throw new QemuError(`Could not open '${target}': ${lockMessage(target)}`)
-        }
+        driver = await loadFormat(a.outFormat ?? 'raw')
+        createOptions = targetCreateOptions(driver, a, optionText, totalSectors * SECTOR)
       }
+      if (a.bitmaps) await checkSourceBitmaps(sources)
+      if (!isCacheMode(a.cache)) throw new QemuError(`Invalid cache option: ${a.cache}`)
+      // qemu holds locks on the sources: writing over one of them is refused
+      const overSource = sources.some(s => chainFiles(s).some(f => sameFile(f, targetFileName(target, a))))
+      if (driver) {
+        if (overSource) throw new QemuError(`${target}: error while converting ${driver.name}: ${lockMessage(target)}`)
+        await create(driver, target, createOptions, secrets)
+      } else if (overSource) {
+        throw new QemuError(`Could not open '${target}': ${lockMessage(target)}`)
+      }
+      const targetHasBacking = a.skipCreate ? a.backingFile !== undefined : (createOptions.backing_file ?? '') !== ''
       targetImage = await openForCommand(
         { name: target, format: a.targetImageOpts ? a.outFormat : (a.outFormat ?? 'raw'), imageOpts: a.targetImageOpts },
         { secrets, readOnly: false },
@@ -133,10 +143,9 @@ export default class Convert extends QemuCommand {
         copyOffload: a.copyOffload,
         rateLimit: a.rateLimit,
         flush: a.cache !== 'unsafe',
-        onProgress: (p) => progress.update(p),
+        onProgress: (p) => this.progress?.update(p),
         warn: (m) => { if (!a.quiet) report(m) },
       })
-      progress.update(100)
       return 0
     } finally {
       await targetImage?.close()
@@ -230,8 +239,7 @@ async function optionsHelp (format: string, withTarget: boolean): Promise<string
 }
 
 /** Validate what the target will be created with; returns the create options. */
-function targetCreateOptions (driver: BlockDriver, target: string, a: ConvertArgs, optionText: string, size: number, sources: Image[]):
-{ options: Record<string, string>, hasBacking: boolean } {
+function targetCreateOptions (driver: BlockDriver, a: ConvertArgs, optionText: string, size: number): Record<string, string> {
   if (!driver.create) throw new QemuError(`Format driver '${driver.name}' does not support image creation`)
   const specs = mergeOptionSpecs(driver.createOptions ?? [], FILE_CREATE_OPTIONS)
   const options = optionText ? parseCreateOptions(optionText, specs) : {}
@@ -249,11 +257,7 @@ function targetCreateOptions (driver: BlockDriver, target: string, a: ConvertArg
     if ((options.preallocation ?? 'off') !== 'off') throw new QemuError('Compression and preallocation not supported at the same time')
   }
   options.size = String(size)
-  // qemu holds locks on the sources: writing over one of them is refused
-  if (sources.some(s => chainFiles(s).some(f => sameFile(f, target)))) {
-    throw new QemuError(`${target}: error while converting ${driver.name}: ${lockMessage(target)}`)
-  }
-  return { options, hasBacking: options.backing_file !== undefined && options.backing_file !== '' }
+  return options
 }
 
 async function create (driver: BlockDriver, target: string, options: Record<string, string>, secrets: SecretStore): Promise<void> {

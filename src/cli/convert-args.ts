@@ -5,7 +5,7 @@ import { QemuError } from './errors.js'
 import { parseSize } from './sizes.js'
 import { programName } from './program.js'
 
-const SUFFIX_HINT = 'You may use k, M, G, T, P or E suffixes for '
+const SUFFIX_HINT = 'You may use k, M, G, T, P or E suffixes for'
 const SUFFIX_HINT2 = 'kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.'
 
 export function twoLines (first: string, second: string): string {
