@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+// qimg against the real qemu-img, measured in the same run: for each case the
+// images are built with qemu-img/qemu-io in a temporary directory, then both
+// tools run the same command line alternately, and the best of N wall-clock
+// times is kept for each (the machine is shared; the minimum is the stable
+// number). Run with `npm run bench` (it builds first).
+//
+// Environment: BENCH_RUNS (default 5), BENCH_DIR (where to make the temporary
+// directory; a tmpfs such as /dev/shm keeps disk writeback out of the
+// numbers), BENCH_FILTER (substring of case names to run).
+//
+// Adding a case: append to CASES. `setup(dir)` builds its inputs once,
+// `args` is the command line (run with cwd = dir), `reset(dir)` runs before
+// every timed run (e.g. to remove the previous output), `command` names the
+// qimg command the case needs (skipped with a message when qimg lacks it).
+import { spawnSync, execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const QIMG = path.join(ROOT, 'bin/qemu-img.js')
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
+const FILTER = process.env.BENCH_FILTER ?? ''
+
+const sh = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'inherit'] })
+const qemuIo = (dir, file, ...cmds) => sh('qemu-io', [...cmds.flatMap(c => ['-c', c]), file], dir)
+const rm = (dir, name) => fs.rmSync(path.join(dir, name), { force: true })
+
+const CASES = [
+  {
+    name: 'convert -O raw: qcow2 with 512 MiB of data',
+    command: 'convert',
+    setup (dir) {
+      sh('qemu-img', ['create', '-q', '-f', 'qcow2', 'data.qcow2', '1G'], dir)
+      qemuIo(dir, 'data.qcow2', 'write -P 7 0 256M', 'write -P 9 512M 256M')
+    },
+    reset: dir => rm(dir, 'out.raw'),
+    args: ['convert', '-O', 'raw', 'data.qcow2', 'out.raw'],
+  },
+  {
+    name: 'convert -O raw: compressed qcow2 (64 MiB)',
+    command: 'convert',
+    setup (dir) {
+      sh('qemu-img', ['create', '-q', '-f', 'qcow2', 'plain.qcow2', '64M'], dir)
+      qemuIo(dir, 'plain.qcow2', 'write -P 5 0 32M', 'write -P 6 40M 24M')
+      sh('qemu-img', ['convert', '-c', '-O', 'qcow2', 'plain.qcow2', 'comp.qcow2'], dir)
+    },
+    reset: dir => rm(dir, 'out-c.raw'),
+    args: ['convert', '-O', 'raw', 'comp.qcow2', 'out-c.raw'],
+  },
+  {
+    name: 'info: qcow2',
+    command: 'info',
+    setup (dir) {
+      sh('qemu-img', ['create', '-q', '-f', 'qcow2', 'info.qcow2', '10G'], dir)
+      qemuIo(dir, 'info.qcow2', 'write 0 1M')
+    },
+    args: ['info', 'info.qcow2'],
+  },
+  {
+    name: 'map: 1 TiB sparse qcow2',
+    command: 'map',
+    setup (dir) {
+      sh('qemu-img', ['create', '-q', '-f', 'qcow2', 'sparse.qcow2', '1T'], dir)
+      const writes = []
+      for (let i = 0; i < 64; i++) writes.push(`write -P ${i + 1} ${i * 16}G 1M`)
+      qemuIo(dir, 'sparse.qcow2', ...writes)
+    },
+    args: ['map', 'sparse.qcow2'],
+  },
+]
+
+function hasCommand (name) {
+  return fs.existsSync(path.join(ROOT, 'dist/commands', `${name}.js`))
+}
+
+function timeOnce (cmd, args, dir) {
+  const t0 = process.hrtime.bigint()
+  const r = spawnSync(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`)
+  return ms
+}
+
+function main () {
+  if (!fs.existsSync(path.join(ROOT, 'dist/src/cli/main.js'))) {
+    console.error('bench: build first (npm run build)')
+    process.exit(1)
+  }
+  const base = fs.mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'qimg-bench-'))
+  console.log(`best of ${RUNS} runs, in ${base}`)
+  console.log(`${'case'.padEnd(46)} ${'qemu-img'.padStart(10)} ${'qimg'.padStart(10)} ${'ratio'.padStart(7)}`)
+  try {
+    for (const c of CASES) {
+      if (FILTER && !c.name.includes(FILTER)) continue
+      if (!hasCommand(c.command)) {
+        console.log(`${c.name.padEnd(46)} skipped: qimg has no '${c.command}' command yet`)
+        continue
+      }
+      const dir = fs.mkdtempSync(path.join(base, 'case-'))
+      c.setup(dir)
+      let qemu = Infinity
+      let qimg = Infinity
+      for (let i = 0; i < RUNS; i++) {
+        // alternate the tools so both see the same machine state
+        c.reset?.(dir)
+        qemu = Math.min(qemu, timeOnce('qemu-img', c.args, dir))
+        c.reset?.(dir)
+        qimg = Math.min(qimg, timeOnce(process.execPath, [QIMG, ...c.args], dir))
+      }
+      c.reset?.(dir)
+      fs.rmSync(dir, { recursive: true, force: true })
+      console.log(`${c.name.padEnd(46)} ${`${qemu.toFixed(0)} ms`.padStart(10)} ${`${qimg.toFixed(0)} ms`.padStart(10)} ${(qimg / qemu).toFixed(2).padStart(7)}`)
+    }
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true })
+  }
+}
+
+main()
