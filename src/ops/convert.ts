@@ -61,6 +61,8 @@ function compressedClusterSectors (target: Image): number {
   return target.compressedClusterSize() / SECTOR
 }
 
+const MAX_READS_AHEAD = 3
+
 interface Ticket {
   chunk: Chunk
   /** settles when the previous chunk's writes are done */
@@ -74,9 +76,16 @@ class Copier {
   private failure: unknown
   private doneSectors = 0
   private readonly limiter: RateLimiter | null
+  /**
+   * Reads in flight. Writes go one at a time in order; libuv's pool has 4
+   * threads, and a write queued behind a crowd of reads stalls the writer,
+   * which is what bounds the copy. So reads stay a few chunks ahead, no more.
+   */
+  private readonly reads: Semaphore
 
   constructor (private readonly p: ConvertParams, private readonly planner: ChunkPlanner, private readonly totalData: number, private readonly clusterSectors: number) {
     this.limiter = p.rateLimit > 0 ? new RateLimiter(p.rateLimit) : null
+    this.reads = new Semaphore(p.outOfOrder ? p.workers : Math.min(p.workers, MAX_READS_AHEAD))
   }
 
   async run (): Promise<void> {
@@ -120,7 +129,12 @@ class Copier {
           if (!buffer || buffer.length < bytes) buffer = Buffer.allocUnsafe(Math.max(bytes, BUF_SECTORS * SECTOR))
           data = buffer.subarray(0, bytes)
           if (this.limiter) await this.limiter.take(bytes)
-          await this.read(chunk, data)
+          await this.reads.acquire()
+          try {
+            await this.read(chunk, data)
+          } finally {
+            this.reads.release()
+          }
         }
         if (!this.p.outOfOrder) await ticket.previous
         if (this.failure !== undefined) return
@@ -222,5 +236,20 @@ class Copier {
   /** Writes stop at the target's end (its size may be a byte count that is not whole sectors). */
   private clip (offset: number, length: number): number {
     return Math.max(0, Math.min(length, this.p.target.size - offset))
+  }
+}
+
+/** At most `n` holders at a time. */
+class Semaphore {
+  private waiting: Array<() => void> = []
+  constructor (private free: number) {}
+  async acquire (): Promise<void> {
+    if (this.free > 0) { this.free--; return }
+    await new Promise<void>(resolve => this.waiting.push(resolve))
+  }
+
+  release (): void {
+    const next = this.waiting.shift()
+    if (next) next(); else this.free++
   }
 }
