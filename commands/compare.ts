@@ -4,7 +4,7 @@ import { QemuError, UsageError } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
 import { out } from '../src/cli/output.js'
 import { Progress } from '../src/cli/progress.js'
-import { isCacheMode } from '../src/cli/cache-mode.js'
+import { checkCacheMode } from '../src/cli/convert-args.js'
 import type { Image } from '../src/block/types.js'
 import { compareImages } from '../src/ops/compare.js'
 
@@ -69,7 +69,7 @@ export default class Compare extends QemuCommand {
     name1: string, name2: string, fmt1?: string, fmt2?: string, cache: string, progress: boolean,
     quiet: boolean, strict: boolean, forceShare: boolean, imageOpts: boolean, objects: string[]
   }): Promise<number> {
-    if (!isCacheMode(a.cache)) throw new QemuError(`Invalid source cache option: ${a.cache}`, EXIT_OPEN)
+    checkCacheMode(a.cache, 'source cache', EXIT_OPEN)
     const secrets = secretsFromObjects(a.objects)
     const opened: Image[] = []
     try {

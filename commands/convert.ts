@@ -4,11 +4,11 @@ import { BlockError, QemuError } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
 import { err, out, report } from '../src/cli/output.js'
 import { Progress } from '../src/cli/progress.js'
-import { isCacheMode } from '../src/cli/cache-mode.js'
-import { parseCoroutines, parseRateLimit, parseSparseSize } from '../src/cli/convert-args.js'
+import { checkCacheMode, parseCoroutines, parseRateLimit, parseSparseSize } from '../src/cli/convert-args.js'
 import { openSnapshotParam, parseSnapshotParam, type SnapshotParam } from '../src/cli/snapshot-param.js'
 import { createOptionsHelp, hasHelpOption, isValidOptionList, mergeOptionSpecs, parseCreateOptions } from '../src/cli/create-options.js'
 import { findFormat } from '../src/block/registry.js'
+import { creatableDriver, createImageFile } from '../src/block/create.js'
 import { FILE_CREATE_OPTIONS, sameFile } from '../src/block/file-create.js'
 import type { BlockDriver, Image } from '../src/block/types.js'
 import type { SecretStore } from '../src/block/secrets.js'
@@ -74,7 +74,7 @@ export default class Convert extends QemuCommand {
       return 0
     }
     if (sources.length < 1) throw new QemuError('Must specify image file name')
-    if (!isCacheMode(a.srcCache)) throw new QemuError(`Invalid source cache option: ${a.srcCache}`)
+    checkCacheMode(a.srcCache, 'source cache')
 
     this.progress = new Progress(a.progress && !a.quiet, 1)
     try {
@@ -107,13 +107,14 @@ export default class Convert extends QemuCommand {
       let driver: BlockDriver | undefined
       let createOptions: Record<string, string> = {}
       if (!a.skipCreate) {
-        driver = await loadFormat(a.outFormat ?? 'raw')
+        driver = await creatableDriver(a.outFormat ?? 'raw')
         createOptions = targetCreateOptions(driver, a, optionText, totalSectors * SECTOR)
       }
       if (a.bitmaps) await checkSourceBitmaps(sources)
-      if (!isCacheMode(a.cache)) throw new QemuError(`Invalid cache option: ${a.cache}`)
-      // qemu holds locks on the sources: writing over one of them is refused
-      const overSource = sources.some(s => chainFiles(s).some(f => sameFile(f, targetFileName(target, a))))
+      checkCacheMode(a.cache, 'cache')
+      // qemu's sources do not let anyone write them (unless -U): a target that is one of
+      // them fails to get its write lock (checked here too, whatever a raw source's lock says)
+      const overSource = !a.forceShare && sources.some(s => chainFiles(s).some(f => sameFile(f, targetFileName(target, a))))
       if (driver) {
         if (overSource) throw new QemuError(`${target}: error while converting ${driver.name}: ${lockMessage(target)}`)
         await create(driver, target, createOptions, secrets)
@@ -233,14 +234,12 @@ async function loadFormat (name: string): Promise<BlockDriver> {
 }
 
 async function optionsHelp (format: string, withTarget: boolean): Promise<string> {
-  const driver = await loadFormat(format)
-  if (!driver.create) throw new QemuError(`Format driver '${format}' does not support image creation`)
+  const driver = await creatableDriver(format)
   return createOptionsHelp(format, driver.createOptions ?? [], withTarget ? FILE_CREATE_OPTIONS : null)
 }
 
 /** Validate what the target will be created with; returns the create options. */
 function targetCreateOptions (driver: BlockDriver, a: ConvertArgs, optionText: string, size: number): Record<string, string> {
-  if (!driver.create) throw new QemuError(`Format driver '${driver.name}' does not support image creation`)
   const specs = mergeOptionSpecs(driver.createOptions ?? [], FILE_CREATE_OPTIONS)
   const options = optionText ? parseCreateOptions(optionText, specs) : {}
   const names = new Set(specs.map(s => s.name))
@@ -262,7 +261,7 @@ function targetCreateOptions (driver: BlockDriver, a: ConvertArgs, optionText: s
 
 async function create (driver: BlockDriver, target: string, options: Record<string, string>, secrets: SecretStore): Promise<void> {
   try {
-    await driver.create!(target, options, { secrets, warn: err })
+    await createImageFile(driver, target, options, { secrets, warn: err })
   } catch (e) {
     if (e instanceof BlockError || e instanceof QemuError) throw new QemuError(`${target}: error while converting ${driver.name}: ${e.message}`)
     throw e

@@ -4,6 +4,7 @@
 import { QemuError } from './errors.js'
 import { parseSize } from './sizes.js'
 import { programName } from './program.js'
+import { parseCacheMode, type CacheMode } from './cache-mode.js'
 
 const SUFFIX_HINT = 'You may use k, M, G, T, P or E suffixes for'
 const SUFFIX_HINT2 = 'kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.'
@@ -52,4 +53,13 @@ export function parseCoroutines (text: string): number {
     throw new QemuError('Invalid number of coroutines. Allowed number of coroutines is between 1 and 16')
   }
   return n
+}
+
+/** -t / -T: a cache mode name, or qemu-img's message ("Invalid cache option: x", "Invalid source cache option: x"). */
+export function checkCacheMode (name: string, which: 'cache' | 'source cache', exitCode = 1): CacheMode {
+  try {
+    return parseCacheMode(name)
+  } catch {
+    throw new QemuError(`Invalid ${which} option: ${name}`, exitCode)
+  }
 }

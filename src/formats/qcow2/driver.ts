@@ -443,6 +443,8 @@ export class Qcow2Image extends ImageBase {
 export const qcow2Driver: BlockDriver = {
   name: 'qcow2',
   amendOptions: QCOW2_AMEND_OPTIONS,
+  supportsBitmaps: true,
+  supportsCompression: true,
   // what qemu's qcow2 accepts at open; qimg honours data-file and encrypt.*, the cache and discard knobs need nothing
   runtimeOptions: [
     'lazy-refcounts', 'pass-discard-request', 'pass-discard-snapshot', 'pass-discard-other', 'overlap-check', 'overlap-check.*',
