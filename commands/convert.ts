@@ -110,7 +110,7 @@ export default class Convert extends QemuCommand {
         driver = await creatableDriver(a.outFormat ?? 'raw')
         createOptions = targetCreateOptions(driver, a, optionText, totalSectors * SECTOR)
       }
-      if (a.bitmaps) await checkSourceBitmaps(sources)
+      const sourceBitmaps = a.bitmaps && await checkSourceBitmaps(sources)
       checkCacheMode(a.cache, 'cache')
       // qemu's sources do not let anyone write them (unless -U): a target that is one of
       // them fails to get its write lock (checked here too, whatever a raw source's lock says)
@@ -129,6 +129,7 @@ export default class Convert extends QemuCommand {
       const targetDriver = await loadFormat(targetImage.format)
       if (a.skipCreate && a.compress && !targetDriver.supportsCompression) throw new QemuError('Compression not supported for this file format')
       if (a.bitmaps && !targetDriver.supportsBitmaps) throw new QemuError(`Format driver '${targetImage.format}' does not support bitmaps`)
+      if (sourceBitmaps) throw new QemuError('Copying persistent bitmaps is not supported by qimg yet')
       if (a.skipCreate && targetImage.size < totalSectors * SECTOR) throw new QemuError('output file is smaller than input file')
 
       await convertImages({
@@ -286,13 +287,15 @@ function targetFileName (target: string, a: ConvertArgs): string {
   return m ? m[1] : target
 }
 
-/** Copying persistent bitmaps needs them supported on both ends; qimg cannot copy them yet. */
-async function checkSourceBitmaps (sources: Image[]): Promise<void> {
+/**
+ * --bitmaps needs one source whose format has bitmaps; returns whether it has
+ * any (qimg cannot copy them yet: that is refused once the target is checked too).
+ */
+async function checkSourceBitmaps (sources: Image[]): Promise<boolean> {
   if (sources.length > 1) throw new QemuError('Copying bitmaps only possible with single source')
   const src = sources[0]
   const driver = await loadFormat(src.format)
   if (!driver.supportsBitmaps) throw new QemuError('Source lacks bitmap support')
-  const details = await src.details()
-  const bitmaps = details.formatSpecific?.data.bitmaps
-  if (Array.isArray(bitmaps) && bitmaps.length > 0) throw new QemuError('Copying persistent bitmaps is not supported by qimg yet')
+  const bitmaps = (await src.details()).formatSpecific?.data.bitmaps
+  return Array.isArray(bitmaps) && bitmaps.length > 0
 }

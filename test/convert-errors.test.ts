@@ -14,6 +14,8 @@ t.test('wrong command lines get qemu-img\'s messages and exit codes', async t =>
   qemuIoOk(['write -P 1 0 64k'], f('a.qcow2'))
   qemuImgOk(['create', '-q', '-f', 'raw', f('r.raw'), '1M'])
   qemuImgOk(['create', '-q', '-f', 'qcow2', '-b', 'a.qcow2', '-F', 'qcow2', f('ch.qcow2')])
+  fs.copyFileSync(f('a.qcow2'), f('bm.qcow2'))
+  qemuImgOk(['bitmap', '--add', f('bm.qcow2'), 'b0'])
   const lines = [
     [], ['a.qcow2'], ['-O', 'nosuch', 'a.qcow2', 'o'], ['-f', 'nosuch', 'a.qcow2', 'o'], ['-O', 'raw', '-c', 'a.qcow2', 'o'],
     ['-O', 'raw', '-o', 'help', 'a.qcow2', 'o'], ['-O', 'raw', '-o', 'help'], ['-o', '?', 'x'], ['-O', 'raw', '-o', 'foo=bar', 'a.qcow2', 'o'],
@@ -26,7 +28,7 @@ t.test('wrong command lines get qemu-img\'s messages and exit codes', async t =>
     ['-n', 'a.qcow2', 'nonexist'], ['-n', 'a.qcow2', 'r.raw'], ['-n', '-o', 'size=1M', 'a.qcow2', 'r.raw'], ['--target-is-zero', 'a.qcow2', 'r.raw'],
     ['-B', 'a.qcow2', 'a.qcow2', 'o'], ['-F', 'qcow2', 'a.qcow2', 'o'], ['-F', 'x', '-B', 'y', 'a.qcow2', 'o'], ['-s', 'foo', 'a.qcow2', 'o'],
     ['--bitmaps', 'a.qcow2', 'o'], ['--bitmaps', 'r.raw', 'o'], ['--skip-broken-bitmaps', 'a.qcow2', 'o'],
-    ['--bitmaps', '-t', 'foo', 'a.qcow2', 'r.raw', 'o'], ['-n', '--bitmaps', 'a.qcow2', 'r.raw'],
+    ['--bitmaps', '-t', 'foo', 'a.qcow2', 'r.raw', 'o'], ['-n', '--bitmaps', 'a.qcow2', 'r.raw'], ['--bitmaps', 'bm.qcow2', 'o'],
     ['-C', '-c', 'a.qcow2', 'o'], ['-C', '-S', '4k', 'a.qcow2', 'o'], ['--salvage', '-C', 'a.qcow2', 'o'],
     ['--target-image-opts', 'a.qcow2', 'o'], ['-O', 'raw', '-n', '--target-image-opts', 'a.qcow2', 'driver=raw,file.filename=r.raw'],
     ['--image-opts', '-f', 'qcow2', 'driver=qcow2,file.filename=a.qcow2', 'o'], ['--image-opts', 'a.qcow2', 'o'],
