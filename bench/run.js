@@ -51,6 +51,16 @@ const CASES = [
     args: ['convert', '-O', 'raw', 'comp.qcow2', 'out-c.raw'],
   },
   {
+    name: 'compare: qcow2 with 256 MiB of data vs raw',
+    command: 'compare',
+    setup (dir) {
+      sh('qemu-img', ['create', '-q', '-f', 'qcow2', 'cmp.qcow2', '512M'], dir)
+      qemuIo(dir, 'cmp.qcow2', 'write -P 3 0 128M', 'write -P 4 256M 128M')
+      sh('qemu-img', ['convert', '-O', 'raw', 'cmp.qcow2', 'cmp.raw'], dir)
+    },
+    args: ['compare', 'cmp.qcow2', 'cmp.raw'],
+  },
+  {
     name: 'info: qcow2',
     command: 'info',
     setup (dir) {

@@ -45,6 +45,12 @@ export class RawImage extends ImageBase {
     await this.store.read(buf, this.base + offset)
   }
 
+  /** The file is the guest view: one read, no hole lookup (holes and the tail past EOF read as zeros). */
+  override async read (buf: Buffer, offset: number): Promise<void> {
+    this.checkRange(offset, buf.length)
+    await this.store.read(buf, this.base + offset)
+  }
+
   override async write (buf: Buffer, offset: number): Promise<void> {
     this.checkWritable()
     this.checkRange(offset, buf.length)
