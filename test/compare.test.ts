@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { qemuImgOk, qemuIoOk } from './helpers/run.js'
 import { sameAsQemuFast } from './helpers/fast.js'
+import { breakFirstCompressedCluster, misalignFirstL2 } from './helpers/convert.js'
 
 function poke (file: string, offset: number, text: string): void {
   const fd = fs.openSync(file, 'r+')
@@ -76,24 +77,11 @@ t.test('errors and exit codes', async t => {
   qemuImgOk(['create', '-q', '-f', 'raw', f('r.raw'), '1M'])
   // an L2 table at an unaligned offset: block status fails (exit 3)
   fs.copyFileSync(f('a.qcow2'), f('bad.qcow2'))
-  const fd = fs.openSync(f('bad.qcow2'), 'r+')
-  const header = Buffer.alloc(48)
-  fs.readSync(fd, header, 0, 48, 0)
-  const l1 = Number(header.readBigUInt64BE(40))
-  const entry = Buffer.alloc(8)
-  fs.readSync(fd, entry, 0, 8, l1)
-  entry.writeBigUInt64BE(entry.readBigUInt64BE(0) + 0x200n)
-  fs.writeSync(fd, entry, 0, 8, l1)
-  fs.closeSync(fd)
+  misalignFirstL2(f('bad.qcow2'))
   // a compressed cluster that does not inflate: reading fails (exit 4)
   qemuImgOk(['create', '-q', '-f', 'qcow2', f('cc.qcow2'), '1M'])
   qemuIoOk(['write -c -P 1 0 64k'], f('cc.qcow2'))
-  const cfd = fs.openSync(f('cc.qcow2'), 'r+')
-  fs.readSync(cfd, entry, 0, 8, l1)
-  const l2 = Number(entry.readBigUInt64BE(0) & 0x00fffffffffffe00n)
-  fs.readSync(cfd, entry, 0, 8, l2)
-  fs.writeSync(cfd, Buffer.alloc(64, 0xff), 0, 64, Number(entry.readBigUInt64BE(0) & ((1n << 54n) - 1n)))
-  fs.closeSync(cfd)
+  breakFirstCompressedCluster(f('cc.qcow2'))
   const lines = [
     [], ['a.qcow2'], ['a', 'b', 'c'], ['a.qcow2', 'nonexist'], ['-f', 'raw', '-F', 'qcow2', 'a.qcow2', 'r.raw'],
     ['-T', 'foo', 'a.qcow2', 'r.raw'], ['-U', '-T', 'none', 'a.qcow2', 'r.raw'], ['--image-opts', 'driver=qcow2,file.filename=a.qcow2', 'r.raw'],

@@ -5,22 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { qemuImgOk, qemuIoOk, qemuImg } from './helpers/run.js'
 import { qimgFast } from './helpers/fast.js'
-import { convertBoth, md5 } from './helpers/convert.js'
-
-function writeRaw (file: string, size: number, parts: Array<[number, Buffer]>): void {
-  fs.writeFileSync(file, '')
-  fs.truncateSync(file, size)
-  const fd = fs.openSync(file, 'r+')
-  for (const [off, buf] of parts) fs.writeSync(fd, buf, 0, buf.length, off)
-  fs.closeSync(fd)
-}
-
-/** a buffer of `sectors` sectors following a pattern: D = data, Z = zeros */
-function sectors (pattern: string): Buffer {
-  const buf = Buffer.alloc(pattern.length * 512)
-  for (let i = 0; i < pattern.length; i++) if (pattern[i] === 'D') buf.fill(0x5a, i * 512, (i + 1) * 512)
-  return buf
-}
+import { breakFirstCompressedCluster, convertBoth, md5, sectors, writeRaw } from './helpers/convert.js'
 
 t.test('raw sources, several sources, snapshots', async t => {
   const dir = t.testdir()
@@ -98,17 +83,7 @@ t.test('progress, quiet and salvage output', async t => {
   // a compressed cluster that cannot be inflated: an error, or zeros with --salvage
   qemuImgOk(['create', '-q', '-f', 'qcow2', f('bad.qcow2'), '1M'])
   qemuIoOk(['write -c -P 1 0 64k', 'write -c -P 2 128k 64k', 'write -P 3 256k 64k'], f('bad.qcow2'))
-  const img = fs.openSync(f('bad.qcow2'), 'r+')
-  const header = Buffer.alloc(48)
-  fs.readSync(img, header, 0, 48, 0)
-  const l1 = Number(header.readBigUInt64BE(40))
-  const entry = Buffer.alloc(8)
-  fs.readSync(img, entry, 0, 8, l1)
-  const l2 = Number(entry.readBigUInt64BE(0) & 0x00fffffffffffe00n)
-  fs.readSync(img, entry, 0, 8, l2)
-  const data = Number(entry.readBigUInt64BE(0) & ((1n << 54n) - 1n))
-  fs.writeSync(img, Buffer.alloc(64, 0xff), 0, 64, data)
-  fs.closeSync(img)
+  breakFirstCompressedCluster(f('bad.qcow2'))
   await convertBoth(t, dir, ['-O', 'raw', 'bad.qcow2'])
   await convertBoth(t, dir, ['-O', 'raw', '-m', '1', '--salvage', 'bad.qcow2'])
   await convertBoth(t, dir, ['-q', '-O', 'raw', '--salvage', 'bad.qcow2'])

@@ -1,25 +1,9 @@
 // convert against the real qemu-img: the same bytes and the same holes in the
 // target for every kind of qcow2 source.
 import t from 'tap'
-import fs from 'node:fs'
 import path from 'node:path'
 import { qemuImgOk, qemuIoOk } from './helpers/run.js'
-import { convertBoth } from './helpers/convert.js'
-
-function writeRaw (file: string, size: number, parts: Array<[number, Buffer]>): void {
-  fs.writeFileSync(file, '')
-  fs.truncateSync(file, size)
-  const fd = fs.openSync(file, 'r+')
-  for (const [off, buf] of parts) fs.writeSync(fd, buf, 0, buf.length, off)
-  fs.closeSync(fd)
-}
-
-/** a buffer of `sectors` sectors following a pattern: D = data, Z = zeros */
-function sectors (pattern: string): Buffer {
-  const buf = Buffer.alloc(pattern.length * 512)
-  for (let i = 0; i < pattern.length; i++) if (pattern[i] === 'D') buf.fill(0x5a, i * 512, (i + 1) * 512)
-  return buf
-}
+import { convertBoth, sectors, writeRaw } from './helpers/convert.js'
 
 t.test('qcow2 sources of every kind convert to the same raw bytes and holes', async t => {
   const dir = t.testdir()

@@ -6,6 +6,7 @@ import path from 'node:path'
 import crypto from 'node:crypto'
 import { qemuImg, qemuImgOk, type RunResult } from './run.js'
 import { qimgFast } from './fast.js'
+import { Crafted, H } from './craft.js'
 
 export function md5 (file: string): string {
   return crypto.createHash('md5').update(fs.readFileSync(file)).digest('hex')
@@ -51,4 +52,34 @@ export async function convertBoth (t: Test, dir: string, args: string[], opts: C
     t.equal(fileMap(mTarget), fileMap(qTarget), `same holes: ${name}`)
   }
   return { qemu, ours }
+}
+
+/** A sparse raw file of `size` bytes with `parts` written at their offsets. */
+export function writeRaw (file: string, size: number, parts: Array<[number, Buffer]>): void {
+  fs.writeFileSync(file, '')
+  fs.truncateSync(file, size)
+  const fd = fs.openSync(file, 'r+')
+  for (const [off, buf] of parts) fs.writeSync(fd, buf, 0, buf.length, off)
+  fs.closeSync(fd)
+}
+
+/** Sectors following a pattern: D = data, Z = zeros. */
+export function sectors (pattern: string): Buffer {
+  const buf = Buffer.alloc(pattern.length * 512)
+  for (let i = 0; i < pattern.length; i++) if (pattern[i] === 'D') buf.fill(0x5a, i * 512, (i + 1) * 512)
+  return buf
+}
+
+/** Point the first L1 entry 512 bytes off its L2 table: block status fails there. */
+export function misalignFirstL2 (file: string): void {
+  const c = new Crafted(file)
+  const l1 = Number(c.getU64(H.l1Offset))
+  c.u64(l1, c.getU64(l1) + 0x200n)
+}
+
+/** Overwrite the start of the (compressed) first cluster's data: reading it fails. */
+export function breakFirstCompressedCluster (file: string): void {
+  const c = new Crafted(file)
+  const l2 = Number(c.getU64(Number(c.getU64(H.l1Offset))) & 0x00fffffffffffe00n)
+  c.bytes(Number(c.getU64(l2) & ((1n << 54n) - 1n)), Buffer.alloc(64, 0xff))
 }
