@@ -102,6 +102,11 @@ export default class Convert extends QemuCommand {
       if (sourceNames.length > 1 && a.snapshot?.idOrName) throw new QemuError('No support for concatenating multiple snapshot')
       const sources = [...opened]
       if (a.snapshot) sources[0] = await openSnapshotParam(opened[0], a.snapshot)
+      if (a.targetIsZero && a.backingFile !== undefined) {
+        // qemu reports this and then ends as if it had converted (exit code 0)
+        report('Cannot use --target-is-zero when the destination image has a backing file')
+        return 0
+      }
       const totalSectors = sources.reduce((n, s) => n + Math.ceil(s.size / SECTOR), 0)
 
       let driver: BlockDriver | undefined

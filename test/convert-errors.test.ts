@@ -35,6 +35,7 @@ t.test('wrong command lines get qemu-img\'s messages and exit codes', async t =>
     ['a.qcow2', 'a.qcow2'], ['ch.qcow2', 'a.qcow2'], ['-n', 'ch.qcow2', 'a.qcow2'], ['a.qcow2', '/nonexist/dir/x'], ['nonexist.qcow2', 'o'],
     ['-n', '-c', 'a.qcow2', 'r.raw'], ['-O', 'nosuch', '-n', 'a.qcow2', 'r.raw'], ['-t', 'foo', '-n', 'a.qcow2', 'nonexist'],
     ['--object', 'secret,id=s', 'a', 'b'], ['--object', 'foo,id=x', '-C', '-c', 'a', 'b'], ['-T', 'foo', '-o', 'help', 'a', 'b'],
+    ['-n', '--target-is-zero', '-B', 'a.qcow2', '-p', 'a.qcow2', 'nonexist'], ['-n', '--target-is-zero', '-B', 'a.qcow2', '-T', 'foo', 'a.qcow2', 'r.raw'],
     ['-l', 'x', 'a.qcow2', 'nonexist', 'o'], ['-p', 'nonexist', 'o'], ['-p', '-T', 'foo', 'a', 'b'], ['--tar', 'a', 'b'], ['-f'],
   ]
   // qcow2 targets once the qcow2 driver can create images
