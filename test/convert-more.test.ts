@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { qemuImgOk, qemuIoOk, qemuImg } from './helpers/run.js'
 import { qimgFast } from './helpers/fast.js'
-import { breakFirstCompressedCluster, convertBoth, md5, sectors, writeRaw } from './helpers/convert.js'
+import { breakFirstCompressedCluster, convertBoth, md5, misalignFirstL2, sectors, writeRaw } from './helpers/convert.js'
 
 t.test('raw sources, several sources, snapshots', async t => {
   const dir = t.testdir()
@@ -85,7 +85,13 @@ t.test('progress, quiet and salvage output', async t => {
   qemuIoOk(['write -c -P 1 0 64k', 'write -c -P 2 128k 64k', 'write -P 3 256k 64k'], f('bad.qcow2'))
   breakFirstCompressedCluster(f('bad.qcow2'))
   await convertBoth(t, dir, ['-O', 'raw', 'bad.qcow2'])
-  await convertBoth(t, dir, ['-O', 'raw', '-m', '1', '--salvage', 'bad.qcow2'])
+  await convertBoth(t, dir, ['-O', 'raw', '--salvage', 'bad.qcow2'])
+  // block status failing everywhere in an L2 table: warnings for every sector, twice
+  qemuImgOk(['create', '-q', '-f', 'qcow2', f('badl2.qcow2'), '1M'])
+  qemuIoOk(['write -P 1 0 64k'], f('badl2.qcow2'))
+  misalignFirstL2(f('badl2.qcow2'))
+  await convertBoth(t, dir, ['-O', 'raw', 'badl2.qcow2'])
+  await convertBoth(t, dir, ['-O', 'raw', '--salvage', 'badl2.qcow2'])
   await convertBoth(t, dir, ['-q', '-O', 'raw', '--salvage', 'bad.qcow2'])
 })
 

@@ -89,7 +89,9 @@ class Copier {
   }
 
   async run (): Promise<void> {
-    const workers = Array.from({ length: Math.max(1, this.p.workers) }, () => this.worker())
+    // salvaging prints a warning per bad sector; one worker keeps them in qemu's order
+    const count = this.p.salvage ? 1 : Math.max(1, this.p.workers)
+    const workers = Array.from({ length: count }, () => this.worker())
     await Promise.all(workers)
     if (this.failure !== undefined) throw this.failure
   }
