@@ -99,7 +99,9 @@ export function parseCreateOptions (text: string | undefined, specs: readonly Cr
     let value: string
     if (elem.value !== undefined) {
       value = elem.value
-    } else if (name.startsWith('no') && !specs.some(s => s.name === name)) {
+    } else if (name.startsWith('no')) {
+      // QemuOpts reads any bare "noX" as X=off, even where "noX" is an option's
+      // own name: qemu-img refuses a bare "nocow" as "Invalid parameter 'cow'"
       name = name.slice(2)
       value = 'off'
     } else {
