@@ -83,3 +83,16 @@ export function breakFirstCompressedCluster (file: string): void {
   const l2 = Number(c.getU64(Number(c.getU64(H.l1Offset))) & 0x00fffffffffffe00n)
   c.bytes(Number(c.getU64(l2) & ((1n << 54n) - 1n)), Buffer.alloc(64, 0xff))
 }
+
+/** Allocation as qemu-img map shows it, without host offsets (where clusters land in the file may differ). */
+export function allocation (file: string): string {
+  const runs: Array<{ start: number, length: number, flags: string }> = []
+  for (const e of JSON.parse(qemuImgOk(['map', '--output=json', file])) as Array<Record<string, number | boolean>>) {
+    const { start, length, offset: _offset, ...rest } = e
+    const flags = JSON.stringify(rest)
+    const last = runs[runs.length - 1]
+    if (last && last.flags === flags) last.length += length as number
+    else runs.push({ start: start as number, length: length as number, flags })
+  }
+  return JSON.stringify(runs)
+}
