@@ -15,6 +15,7 @@
 // qimg command the case needs (skipped with a message when qimg lacks it).
 import { spawnSync, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
+import crypto from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -49,6 +50,15 @@ const CASES = [
     },
     reset: dir => rm(dir, 'out-c.raw'),
     args: ['convert', '-O', 'raw', 'comp.qcow2', 'out-c.raw'],
+  },
+  {
+    name: 'convert -c -O qcow2: 64 MiB of random data',
+    command: 'convert',
+    setup (dir) {
+      fs.writeFileSync(path.join(dir, 'random.raw'), crypto.randomBytes(64 << 20))
+    },
+    reset: dir => rm(dir, 'out-c.qcow2'),
+    args: ['convert', '-c', '-O', 'qcow2', 'random.raw', 'out-c.qcow2'],
   },
   {
     name: 'compare: qcow2 with 256 MiB of data vs raw',
