@@ -111,9 +111,12 @@ export default class Convert extends QemuCommand {
 
       let driver: BlockDriver | undefined
       let createOptions: Record<string, string> = {}
+      let createWarnings: string[] = []
       if (!a.skipCreate) {
         driver = await creatableDriver(a.outFormat ?? 'raw')
-        createOptions = targetCreateOptions(driver, a, optionText, totalSectors * SECTOR)
+        const planned = targetCreateOptions(driver, a, optionText, totalSectors * SECTOR)
+        createOptions = planned.options
+        createWarnings = planned.warnings
       }
       const sourceBitmaps = a.bitmaps && await checkSourceBitmaps(sources)
       checkCacheMode(a.cache, 'cache')
@@ -122,6 +125,7 @@ export default class Convert extends QemuCommand {
       const overSource = !a.forceShare && sources.some(s => chainFiles(s).some(f => sameFile(f, targetFileName(target, a))))
       if (driver) {
         if (overSource) throw new QemuError(`${target}: error while converting ${driver.name}: ${lockMessage(target)}`)
+        for (const m of createWarnings) report(m)
         await create(driver, target, createOptions, secrets)
       } else if (overSource) {
         throw new QemuError(`Could not open '${target}': ${lockMessage(target)}`)
@@ -244,10 +248,15 @@ async function optionsHelp (format: string, withTarget: boolean): Promise<string
   return createOptionsHelp(format, driver.createOptions ?? [], withTarget ? FILE_CREATE_OPTIONS : null)
 }
 
-/** Validate what the target will be created with; returns the create options. */
-function targetCreateOptions (driver: BlockDriver, a: ConvertArgs, optionText: string, size: number): Record<string, string> {
+/**
+ * Validate what the target will be created with; returns the create options
+ * and the warnings parsing them gave (printed now, and again when the image
+ * is created: qemu parses the options twice).
+ */
+function targetCreateOptions (driver: BlockDriver, a: ConvertArgs, optionText: string, size: number): { options: Record<string, string>, warnings: string[] } {
   const specs = mergeOptionSpecs(driver.createOptions ?? [], FILE_CREATE_OPTIONS)
-  const options = optionText ? parseCreateOptions(optionText, specs) : {}
+  const warnings: string[] = []
+  const options = optionText ? parseCreateOptions(optionText, specs, m => { warnings.push(m); report(m) }) : {}
   const names = new Set(specs.map(s => s.name))
   if (a.backingFile !== undefined) {
     if (!names.has('backing_file')) throw new QemuError(`Backing file not supported for file format '${driver.name}'`)
@@ -257,12 +266,13 @@ function targetCreateOptions (driver: BlockDriver, a: ConvertArgs, optionText: s
     if (!names.has('backing_fmt')) throw new QemuError(`Backing file format not supported for file format '${driver.name}'`)
     options.backing_fmt = a.backingFormat
   }
+  if (options.backing_file !== undefined && options.backing_fmt === undefined) throw new QemuError('Use of backing file requires explicit backing format')
   if (a.compress) {
     if (!driver.supportsCompression) throw new QemuError('Compression not supported for this file format')
     if ((options.preallocation ?? 'off') !== 'off') throw new QemuError('Compression and preallocation not supported at the same time')
   }
   options.size = String(size)
-  return options
+  return { options, warnings }
 }
 
 async function create (driver: BlockDriver, target: string, options: Record<string, string>, secrets: SecretStore): Promise<void> {

@@ -36,6 +36,10 @@ t.test('wrong command lines get qemu-img\'s messages and exit codes', async t =>
     ['-n', '-c', 'a.qcow2', 'r.raw'], ['-O', 'nosuch', '-n', 'a.qcow2', 'r.raw'], ['-t', 'foo', '-n', 'a.qcow2', 'nonexist'],
     ['--object', 'secret,id=s', 'a', 'b'], ['--object', 'foo,id=x', '-C', '-c', 'a', 'b'], ['-T', 'foo', '-o', 'help', 'a', 'b'],
     ['-n', '--target-is-zero', '-B', 'a.qcow2', '-p', 'a.qcow2', 'nonexist'], ['-n', '--target-is-zero', '-B', 'a.qcow2', '-T', 'foo', 'a.qcow2', 'r.raw'],
+    ['-O', 'qcow2', '-B', 'x', 'a.qcow2', 'o'], ['-O', 'qcow2', '-F', 'qcow2', 'a.qcow2', 'o'], ['-O', 'qcow2', '-B', 'x', '-F', 'qcow2', 'a.qcow2', 'o'],
+    ['-O', 'qcow2', '-o', 'backing_file=a.qcow2', 'a.qcow2', 'o'], ['-O', 'qcow2', '-o', 'cluster_size=0x1k', 'a.qcow2', 'o'],
+    ['-O', 'qcow2', '-o', 'cluster_size=0x1k,foo=1', 'a.qcow2', 'o'], ['-O', 'qcow2', '-c', '-o', 'preallocation=metadata', 'a.qcow2', 'o'],
+    ['-O', 'qcow2', '-o', 'preallocation=metadata', '-B', 'a.qcow2', '-F', 'qcow2', 'a.qcow2', 'o'], ['-O', 'qcow2', '-o', 'encrypt.format=luks', 'a.qcow2', 'o'],
     ['-l', 'x', 'a.qcow2', 'nonexist', 'o'], ['-p', 'nonexist', 'o'], ['-p', '-T', 'foo', 'a', 'b'], ['--tar', 'a', 'b'], ['-f'],
   ]
   // qcow2 targets once the qcow2 driver can create images
