@@ -13,6 +13,7 @@ import { FILE_CREATE_OPTIONS, sameFile } from '../src/block/file-create.js'
 import type { BlockDriver, Image } from '../src/block/types.js'
 import type { SecretStore } from '../src/block/secrets.js'
 import { convertImages } from '../src/ops/convert.js'
+import { bitmapsSupported, checkBitmapSource, copyBitmaps } from '../src/ops/bitmap-copy.js'
 
 interface ConvertArgs {
   srcFormat?: string
@@ -118,7 +119,10 @@ export default class Convert extends QemuCommand {
         createOptions = planned.options
         createWarnings = planned.warnings
       }
-      const sourceBitmaps = a.bitmaps && await checkSourceBitmaps(sources)
+      if (a.bitmaps) {
+        if (sources.length > 1) throw new QemuError('Copying bitmaps only possible with single source')
+        checkBitmapSource(opened[0], a.skipBrokenBitmaps)
+      }
       checkCacheMode(a.cache, 'cache')
       // qemu's sources do not let anyone write them (unless -U): a target that is one of
       // them fails to get its write lock (checked here too, whatever a raw source's lock says)
@@ -137,8 +141,7 @@ export default class Convert extends QemuCommand {
       )
       const targetDriver = await loadFormat(targetImage.format)
       if (a.skipCreate && a.compress && !targetDriver.supportsCompression) throw new QemuError('Compression not supported for this file format')
-      if (a.bitmaps && !targetDriver.supportsBitmaps) throw new QemuError(`Format driver '${targetImage.format}' does not support bitmaps`)
-      if (sourceBitmaps) throw new QemuError('Copying persistent bitmaps is not supported by qimg yet')
+      if (a.bitmaps && !bitmapsSupported(targetImage)) throw new QemuError(`Format driver '${targetImage.format}' does not support bitmaps`)
       if (a.skipCreate && targetImage.size < totalSectors * SECTOR) throw new QemuError('output file is smaller than input file')
 
       await convertImages({
@@ -157,6 +160,7 @@ export default class Convert extends QemuCommand {
         onProgress: (p) => this.progress?.update(p),
         warn: (m) => { if (!a.quiet) report(m) },
       })
+      if (a.bitmaps) await copyBitmaps(opened[0], targetImage, { skipBroken: a.skipBrokenBitmaps, warn: report })
       return 0
     } finally {
       await targetImage?.close()
@@ -300,17 +304,4 @@ function targetFileName (target: string, a: ConvertArgs): string {
   if (!a.targetImageOpts) return target
   const m = /(?:^|,)(?:file\.)?filename=([^,]*)/.exec(target)
   return m ? m[1] : target
-}
-
-/**
- * --bitmaps needs one source whose format has bitmaps; returns whether it has
- * any (qimg cannot copy them yet: that is refused once the target is checked too).
- */
-async function checkSourceBitmaps (sources: Image[]): Promise<boolean> {
-  if (sources.length > 1) throw new QemuError('Copying bitmaps only possible with single source')
-  const src = sources[0]
-  const driver = await loadFormat(src.format)
-  if (!driver.supportsBitmaps) throw new QemuError('Source lacks bitmap support')
-  const bitmaps = (await src.details()).formatSpecific?.data.bitmaps
-  return Array.isArray(bitmaps) && bitmaps.length > 0
 }

@@ -264,6 +264,4 @@ export interface BlockDriver {
   measure?(options: Record<string, string>, input: MeasureInput, ctx: CreateContext): Promise<MeasureResult>
   /** images of this format can store compressed clusters (convert -c; Image.writeCompressed) */
   readonly supportsCompression?: boolean
-  /** images of this format can hold persistent dirty bitmaps (convert --bitmaps) */
-  readonly supportsBitmaps?: boolean
 }

@@ -443,7 +443,6 @@ export class Qcow2Image extends ImageBase {
 export const qcow2Driver: BlockDriver = {
   name: 'qcow2',
   amendOptions: QCOW2_AMEND_OPTIONS,
-  supportsBitmaps: true,
   supportsCompression: true,
   // what qemu's qcow2 accepts at open; qimg honours data-file and encrypt.*, the cache and discard knobs need nothing
   runtimeOptions: [
