@@ -135,9 +135,11 @@ export default class Convert extends QemuCommand {
         throw new QemuError(`Could not open '${target}': ${lockMessage(target)}`)
       }
       const targetHasBacking = a.skipCreate ? a.backingFile !== undefined : (createOptions.backing_file ?? '') !== ''
+      // an encrypted target is opened with the secret it was created with
+      const keyOptions = Object.fromEntries(Object.entries(createOptions).filter(([k]) => k === 'key-secret' || k === 'encrypt.key-secret'))
       targetImage = await openForCommand(
         { name: target, format: a.targetImageOpts ? a.outFormat : (a.outFormat ?? 'raw'), imageOpts: a.targetImageOpts },
-        { secrets, readOnly: false },
+        { secrets, readOnly: false, options: keyOptions },
       )
       const targetDriver = await loadFormat(targetImage.format)
       if (a.skipCreate && a.compress && !targetDriver.supportsCompression) throw new QemuError('Compression not supported for this file format')
@@ -148,7 +150,7 @@ export default class Convert extends QemuCommand {
         sources,
         target: targetImage,
         minSparse: a.sparse,
-        hasZeroInit: a.skipCreate ? a.targetIsZero : !targetHasBacking,
+        hasZeroInit: a.skipCreate ? a.targetIsZero : !targetHasBacking && !targetDriver.noZeroInit,
         targetHasBacking,
         compress: a.compress,
         workers: a.workers,

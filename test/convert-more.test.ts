@@ -131,3 +131,15 @@ t.test('qcow2 targets, created or given with -n: plain, compressed, with a backi
     }
   }
 })
+
+t.test('an encrypted target (luks): opened with its creation secret, zeros written out', async t => {
+  const dir = t.testdir()
+  const f = (n: string) => path.join(dir, n)
+  qemuImgOk(['create', '-q', '-f', 'qcow2', f('src.qcow2'), '2M'])
+  qemuIoOk(['write -P 7 64k 64k', 'write -P 8 1M 4k'], f('src.qcow2'))
+  const secret = ['--object', 'secret,id=s,data=pw']
+  const r = await qimgFast(['convert', '-O', 'luks', ...secret, '-o', 'key-secret=s,iter-time=10', 'src.qcow2', 'out.luks'], dir)
+  t.same([r.code, r.stdout, r.stderr], [0, '', ''], 'converted')
+  const cmp = qemuImg(['compare', ...secret, '--image-opts', 'driver=luks,key-secret=s,file.filename=out.luks', 'driver=qcow2,file.filename=src.qcow2'], { cwd: dir })
+  t.same([cmp.code, cmp.stdout], [0, 'Images are identical.\n'], 'qemu-img reads the same guest content')
+})

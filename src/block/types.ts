@@ -264,4 +264,6 @@ export interface BlockDriver {
   measure?(options: Record<string, string>, input: MeasureInput, ctx: CreateContext): Promise<MeasureResult>
   /** images of this format can store compressed clusters (convert -c; Image.writeCompressed) */
   readonly supportsCompression?: boolean
+  /** a new image does not read as zeros where nothing was written (qemu's has_zero_init false, e.g. luks) */
+  readonly noZeroInit?: boolean
 }

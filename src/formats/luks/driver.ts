@@ -131,6 +131,8 @@ export const luksDriver: BlockDriver = {
   name: 'luks',
   createOptions: LUKS_CREATE_OPTIONS,
   amendOptions: LUKS_AMEND_OPTIONS,
+  // unwritten payload decrypts to noise: convert writes zeros explicitly
+  noZeroInit: true,
 
   async open (store: ByteStore, ctx: OpenContext) {
     for (const k of Object.keys(ctx.options)) {
