@@ -161,7 +161,13 @@ export interface ImageCapabilities {
   check?(repair?: RepairMode): Promise<CheckResult>
   resize?(size: number, opts: { preallocation?: Preallocation, shrink?: boolean }): Promise<void>
   /** write one whole cluster compressed (convert -c) */
-  writeCompressed?(buf: Buffer, offset: number): Promise<void>
+  writeCompressed?(buf: Buffer, offset: number, packed?: Buffer | null): Promise<void>
+  /**
+   * Compress a cluster ahead of writeCompressed (null: it will be stored
+   * plainly); pass the result as `packed`. Lets convert compress clusters in
+   * parallel while their writes stay in order.
+   */
+  compressForWrite?(buf: Buffer): Promise<Buffer | null>
   /** the cluster size compressed writes must use */
   compressedClusterSize?(): number
   listSnapshots?(): SnapshotInfo[]

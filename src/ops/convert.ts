@@ -126,6 +126,7 @@ class Copier {
       const { chunk } = ticket
       try {
         let data: Buffer | null = null
+        let packed: Buffer | null | undefined
         if (chunk.kind === 'data') {
           const bytes = chunk.sectors * SECTOR
           if (!buffer || buffer.length < bytes) buffer = Buffer.allocUnsafe(Math.max(bytes, BUF_SECTORS * SECTOR))
@@ -137,10 +138,12 @@ class Copier {
           } finally {
             this.reads.release()
           }
+          // compressing is the slow part of -c: done here, by every worker at once
+          if (this.clusterSectors && this.p.target.compressForWrite && !isAllZero(data)) packed = await this.p.target.compressForWrite(data)
         }
         if (!this.p.outOfOrder) await ticket.previous
         if (this.failure !== undefined) return
-        await this.write(chunk, data)
+        await this.write(chunk, data, packed)
       } catch (e) {
         this.fail(e)
         return
@@ -199,7 +202,7 @@ class Copier {
     if (done < buf.length) buf.fill(0, done)
   }
 
-  private async write (chunk: Chunk, data: Buffer | null): Promise<void> {
+  private async write (chunk: Chunk, data: Buffer | null, packed?: Buffer | null): Promise<void> {
     const t = this.p.target
     const offset = chunk.sector * SECTOR
     try {
@@ -213,7 +216,7 @@ class Copier {
         if (isAllZero(buf)) {
           if (!this.p.hasZeroInit) await t.writeZeroes(offset, this.clip(offset, buf.length), { unmap: true })
         } else {
-          await t.writeCompressed!(buf, offset)
+          await t.writeCompressed!(buf, offset, packed)
         }
         return
       }

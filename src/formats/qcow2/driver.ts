@@ -382,11 +382,16 @@ export class Qcow2Image extends ImageBase {
     this.shared.bitmapStore?.markDirty(offset, length)
   }
 
-  async writeCompressed (buf: Buffer, offset: number): Promise<void> {
+  async writeCompressed (buf: Buffer, offset: number, packed?: Buffer | null): Promise<void> {
     const w = this.writer()
     this.checkRange(offset, buf.length)
-    await w.writeCompressed(buf, offset)
+    await w.writeCompressed(buf, offset, packed)
     this.shared.bitmapStore?.markDirty(offset, buf.length)
+  }
+
+  async compressForWrite (buf: Buffer): Promise<Buffer | null> {
+    const w = this.writer()
+    return w.compressForWrite(buf)
   }
 
   persistentBitmaps (): PersistentBitmaps {

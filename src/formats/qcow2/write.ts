@@ -599,7 +599,16 @@ export class Qcow2Writer {
 
   // ---- compressed writes -------------------------------------------------
 
-  async writeCompressed (buf: Buffer, offset: number): Promise<void> {
+  /** The compressed form of one cluster (a short last cluster is padded), or null to store it plainly. */
+  async compressForWrite (buf: Buffer): Promise<Buffer | null> {
+    const cs = this.cs
+    let input = buf
+    if (buf.length < cs) { input = Buffer.alloc(cs); buf.copy(input) }
+    return compressCluster(this.img.header.compressionType, input)
+  }
+
+  /** `precompressed`: what compressForWrite returned for `buf`, when the caller compressed ahead. */
+  async writeCompressed (buf: Buffer, offset: number, precompressed?: Buffer | null): Promise<void> {
     this.checkUsable()
     const cs = this.cs
     if (this.img.shared.crypto) throw new BlockError('Compression is not supported for encrypted images', 'ENOTSUP')
@@ -607,9 +616,7 @@ export class Qcow2Writer {
     if (offset % cs !== 0 || (buf.length !== cs && offset + buf.length !== this.img.size) || buf.length > cs) {
       throw new BlockError('Compressed writes must cover exactly one cluster', 'EINVAL')
     }
-    let input = buf
-    if (buf.length < cs) { input = Buffer.alloc(cs); buf.copy(input) }
-    const packed = await compressCluster(this.img.header.compressionType, input)
+    const packed = precompressed !== undefined ? precompressed : await this.compressForWrite(buf)
     if (!packed) return this.write(buf, offset) // incompressible: stored plainly, as qemu does
     await this.ensureDirtyBit()
     const gc = offset / cs
