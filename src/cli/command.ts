@@ -1,18 +1,38 @@
 // The base of every qimg command. qemu-img's command lines are parsed with
 // getopt (see getopt.ts), not oclif's parser, so that option rules, error
-// wording and exit codes match qemu-img's; oclif provides discovery, the
-// manifest and lazy loading of commands.
-import { Command } from '@oclif/core'
+// wording and exit codes match qemu-img's. Commands keep oclif's command
+// contract (the statics its manifest records, and a static run(argv)), so
+// `oclif manifest` lists them and oclif can run them; but the class does not
+// extend @oclif/core's Command: importing @oclif/core costs ~100 ms, which
+// would dominate short commands like `info` (see main.ts).
 import { getopt, type OptionSpec, type ParsedArgs } from './getopt.js'
 import { BlockError, QemuError, QemuErrorLines, UsageError } from './errors.js'
 import { helpText } from './help.js'
 import { out, report } from './output.js'
 import { programName } from './program.js'
 
-export abstract class QemuCommand extends Command {
-  static override strict = false
+export abstract class QemuCommand {
+  // what oclif's manifest records for a command
+  static id?: string
+  static description = ''
+  static strict = false
+  static flags = {}
+  static args = {}
   /** the command's options in getopt form; -h/--help are added for every command */
   static options: OptionSpec = { short: '' }
+
+  constructor (readonly argv: string[], readonly config?: unknown) {}
+
+  /** oclif's entry point for a command class: run it on argv, reporting errors as qemu-img does */
+  static async run (argv: string[] = process.argv.slice(2), config?: unknown): Promise<void> {
+    const Cmd = this as unknown as new (argv: string[], config?: unknown) => QemuCommand
+    const cmd = new Cmd(argv, config)
+    try {
+      await cmd.run()
+    } catch (e) {
+      reportError(e)
+    }
+  }
 
   /** run the command with its parsed options; return the exit code */
   protected abstract exec (parsed: ParsedArgs): Promise<number | void>
@@ -35,9 +55,6 @@ export abstract class QemuCommand extends Command {
   /** what -h prints: qemu-img's full help for qemu-img commands */
   protected helpText (): string { return helpText() }
 
-  protected override async catch (e: Error & { exitCode?: number }): Promise<void> {
-    reportError(e)
-  }
 }
 
 /** Print an error the way qemu-img does and set the exit code. */
