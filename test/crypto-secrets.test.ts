@@ -50,13 +50,17 @@ t.test('decoding and decryption', async t => {
   const iv = randomBytes(16)
   const s = new SecretStore()
   s.add('master', key)
+  // ids must be unique within one store (qemu refuses duplicate object ids)
+  let n = 0
   for (const text of ['', 'abc', 'exactly sixteen!', 'a longer passphrase with ünïcödé']) {
-    s.addFromProperties({ id: 'x', data: encrypt(key, iv, Buffer.from(text)), keyid: 'master', iv: iv.toString('base64'), format: 'base64' })
-    t.equal(s.get('x').toString(), text)
+    const id = `x${n++}`
+    s.addFromProperties({ id, data: encrypt(key, iv, Buffer.from(text)), keyid: 'master', iv: iv.toString('base64'), format: 'base64' })
+    t.equal(s.get(id).toString(), text)
   }
   for (const [b64, want] of [['YWJj', 'abc'], ['YWJjZA', 'abc'], ['YWJjZA==', 'abcd'], ['YWI=', 'ab'], ['YWJj==', 'abc'], ['', '']]) {
-    s.addFromProperties({ id: 'y', data: b64, format: 'base64' })
-    t.equal(s.get('y').toString(), want, b64)
+    const id = `y${n++}`
+    s.addFromProperties({ id, data: b64, format: 'base64' })
+    t.equal(s.get(id).toString(), want, b64)
   }
 })
 
