@@ -104,7 +104,9 @@ export class FileStore implements ByteStore {
     if (end <= offset) return
     const n = native()
     if (n && !this.isBlockDevice) {
-      const r = n.fallocate(this.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, end - offset)
+      // the whole range, even past the end of the file (KEEP_SIZE): a last
+      // partial block is then freed too, not just zeroed
+      const r = n.fallocate(this.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
       if (r === 0) return
     }
     // no hole punching here: write zeros instead

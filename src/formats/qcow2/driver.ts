@@ -413,6 +413,34 @@ export class Qcow2Image extends ImageBase {
     await amendQcow2(this, options, opts)
   }
 
+  // ---- internal snapshots, backing file, emptying (commit/rebase/snapshot) ----
+
+  async createSnapshot (name: string, date: { dateSec: number, dateNsec: number, vmClockNsec?: number }): Promise<void> {
+    const w = this.writer()
+    await (await import('./snapshot-ops.js')).createSnapshot(this, w, name, date)
+  }
+
+  async applySnapshot (spec: SnapshotSpec): Promise<void> {
+    const w = this.writer()
+    await (await import('./snapshot-ops.js')).applySnapshot(this, w, spec)
+  }
+
+  async deleteSnapshot (spec: SnapshotSpec): Promise<void> {
+    const w = this.writer()
+    await (await import('./snapshot-ops.js')).deleteSnapshot(this, w, spec)
+  }
+
+  async setBacking (name: string | undefined, format: string | undefined): Promise<void> {
+    const w = this.writer()
+    const { rewriteBacking } = await import('./header-rewrite.js')
+    await w.mutex.run(() => rewriteBacking(this, name, format))
+  }
+
+  async makeEmpty (): Promise<void> {
+    const w = this.writer()
+    await (await import('./make-empty.js')).makeEmpty(this, w)
+  }
+
   override async flush (): Promise<void> {
     const w = this.shared.writer
     if (w && !this.readOnly) await w.flush()

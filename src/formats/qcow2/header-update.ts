@@ -42,3 +42,25 @@ export async function writeHeaderIncompatible (store: ByteStore, h: Qcow2Header,
   await commit(store, buf, 72)
   h.incompatible = bits
 }
+
+/** Switch to another snapshot table: count and offset in one write (the commit point of a table change). */
+export async function writeHeaderSnapshots (store: ByteStore, h: Qcow2Header, count: number, offset: number): Promise<void> {
+  const buf = Buffer.alloc(12)
+  buf.writeUInt32BE(count, 0)
+  writeU64(buf, 4, offset)
+  await commit(store, buf, 60)
+  h.nbSnapshots = count
+  h.snapshotsOffset = offset
+}
+
+/** Switch the L1 and refcount tables together (one 20-byte write: l1_table_offset .. refcount_table_clusters). */
+export async function writeHeaderTables (store: ByteStore, h: Qcow2Header, l1Offset: number, reftableOffset: number, reftableClusters: number): Promise<void> {
+  const buf = Buffer.alloc(20)
+  writeU64(buf, 0, l1Offset)
+  writeU64(buf, 8, reftableOffset)
+  buf.writeUInt32BE(reftableClusters, 16)
+  await commit(store, buf, 40)
+  h.l1TableOffset = l1Offset
+  h.refcountTableOffset = reftableOffset
+  h.refcountTableClusters = reftableClusters
+}

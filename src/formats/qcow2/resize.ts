@@ -40,7 +40,7 @@ export async function resizeQcow2 (img: Qcow2Image, w: Qcow2Writer, size: number
 }
 
 /** Move the L1 table to a bigger place (exactly `entries` long, as qemu-img resize does). */
-async function growL1 (img: Qcow2Image, w: Qcow2Writer, entries: number): Promise<void> {
+export async function growL1 (img: Qcow2Image, w: Qcow2Writer, entries: number): Promise<void> {
   if (entries * 8 > MAX_L1_BYTES) throw new BlockError('Failed to grow the L1 table: File too large', 'EFBIG')
   const cs = img.geo.clusterSize
   await w.mutex.run(async () => {
@@ -117,11 +117,13 @@ async function fill (store: ByteStore, at: number, bytes: number, mode: Prealloc
   }
 }
 
-/** Drop everything past `size`, then cut the file after the last cluster still in use. */
+/** Drop everything past `size` (the space punched out, as qemu discards it), then cut the file after the last cluster still in use. */
 async function shrink (img: Qcow2Image, w: Qcow2Writer, size: number): Promise<void> {
   const g = img.geo
   const cs = g.clusterSize
   const firstGone = Math.ceil(size / cs) * cs
+  // what is dropped goes back to the file system, as qemu discards it
+  const punch = w.punchGroup()
   await w.mutex.run(async () => {
     const l1Entries = img.l1.length / 8
     for (let l1i = g.l1Index(firstGone); l1i < l1Entries; l1i++) {
@@ -130,9 +132,9 @@ async function shrink (img: Qcow2Image, w: Qcow2Writer, size: number): Promise<v
       if (!current) continue
       if (tableStart >= firstGone) {
         // the whole table goes: its clusters lose the active image's reference, then the table
-        for (let i = 0; i < g.l2Entries; i++) w.dropReference(readEntry(current, i, g))
+        for (let i = 0; i < g.l2Entries; i++) w.dropReference(readEntry(current, i, g), -1, punch)
         const off = img.l2OffsetAt(l1i)
-        w.alloc.decref(off / cs)
+        w.release(off / cs, punch)
         w.forgetTable(off)
         w.setL1(l1i, 0)
         continue
@@ -142,7 +144,7 @@ async function shrink (img: Qcow2Image, w: Qcow2Writer, size: number): Promise<v
         const e = readEntry(table ?? current, i, g)
         if (e.hi === 0 && e.lo === 0 && e.bmHi === 0 && e.bmLo === 0) continue
         table ??= await w.tableForWrite(l1i)
-        w.dropReference(e)
+        w.dropReference(e, -1, punch)
         writeEntry(table, i, g, EMPTY_ENTRY)
       }
     }

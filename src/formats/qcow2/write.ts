@@ -20,6 +20,7 @@ import type { WriteZeroesOptions } from '../../block/types.js'
 import { ClusterAllocator } from './allocator.js'
 import { RefcountTable } from './refcount-table.js'
 import { compressCluster } from './compress-write.js'
+import { punchFreeClusters } from './punch.js'
 import {
   AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY,
 } from './header.js'
@@ -69,6 +70,11 @@ export class Qcow2Writer {
   private readonly inflight = new Map<number, Promise<void>>()
   /** reads and in-place writes under way (frees wait for them) */
   private readonly dataIO = new Set<Promise<unknown>>()
+  /**
+   * clusters whose space goes back to the file system once they are free,
+   * one group per request (qemu merges the discards of one request only)
+   */
+  private punchGroups: number[][] = []
   private dirtyBitSet = false
   private broken = false
   private metadata: Map<number, string> | null = null
@@ -239,6 +245,9 @@ export class Qcow2Writer {
       if (job.fresh) need++
       jobs.push(job)
     }
+    // the L2 table comes first (allocated or copied now, as qemu does), so
+    // that data clusters are placed after it
+    if (jobs.some(j => !j.inPlace)) await this.tableForWrite(l1i)
     // new host clusters, contiguous where possible (so neighbouring clusters coalesce)
     if (need > 0 && !this.externalData) {
       let next = await this.alloc.allocate(need)
@@ -387,15 +396,33 @@ export class Qcow2Writer {
     await this.afterChange()
   }
 
-  /** Queue the references an entry held, unless it still points to `keepHost`. */
-  dropReference (old: L2Entry, keepHost = -1): void {
+  /**
+   * Queue the references an entry held, unless it still points to `keepHost`.
+   * `punch` (a group from punchGroup()): the space of clusters this frees
+   * goes back to the file system (qemu passes down discards of guest
+   * requests and of shrinking).
+   */
+  dropReference (old: L2Entry, keepHost = -1, punch?: number[]): void {
     if (this.externalData) return
     if (isCompressed(old)) {
-      for (const c of compressedClusters(old, this.g)) this.alloc.decref(c)
+      for (const c of compressedClusters(old, this.g)) this.release(c, punch)
       return
     }
     const host = hostOf(old)
-    if (host !== NO_HOST && host !== keepHost) this.alloc.decref(host / this.cs)
+    if (host !== NO_HOST && host !== keepHost) this.release(host / this.cs, punch)
+  }
+
+  /** Queue dropping one reference to host cluster `c` (see dropReference for `punch`). */
+  release (c: number, punch?: number[]): void {
+    this.alloc.decref(c)
+    punch?.push(c)
+  }
+
+  /** A new group of clusters to punch out once free (one per request). */
+  punchGroup (): number[] {
+    const group: number[] = []
+    this.punchGroups.push(group)
+    return group
   }
 
   /**
@@ -428,6 +455,11 @@ export class Qcow2Writer {
     const l1 = this.img.l1
     l1.writeUInt32BE(off === 0 ? 0 : (Math.floor(off / 0x100000000) | OFLAG_COPIED_HI) >>> 0, l1i * 8)
     l1.writeUInt32BE(off >>> 0, l1i * 8 + 4)
+    this.l1Dirty.add(l1i)
+  }
+
+  /** An active L1 entry was changed in place by the caller (snapshot flag updates): write it with the tables. */
+  markL1Dirty (l1i: number): void {
     this.l1Dirty.add(l1i)
   }
 
@@ -472,10 +504,11 @@ export class Qcow2Writer {
         end = Math.max(tailUnit, start)
       }
     }
+    const punch = this.punchGroup()
     let pos = start
     while (pos < end) {
       const stop = Math.min(end, (g.l1Index(pos) + 1) * g.l2Coverage)
-      await this.changeEntries(pos, stop, (old, mask, full) => this.zeroEntry(old, mask, full, opts.unmap === true))
+      await this.changeEntries(pos, stop, (old, mask, full) => this.zeroEntry(old, mask, full, opts.unmap === true, punch))
       pos = stop
     }
   }
@@ -504,24 +537,24 @@ export class Qcow2Writer {
    * `full` = the whole cluster). null: cannot be done in metadata (the caller
    * writes zero buffers instead).
    */
-  private zeroEntry (old: L2Entry, mask: number, full: boolean, unmap: boolean): L2Entry | null {
+  private zeroEntry (old: L2Entry, mask: number, full: boolean, unmap: boolean, punch: number[]): L2Entry | null {
     const g = this.g
     const host = hostOf(old, this.externalData)
     const own = host !== NO_HOST && (isCopied(old) || this.externalData)
     if (!this.v3) {
       // no zero flag: deallocate (only reached without a backing file)
-      this.dropReference(old)
+      this.dropReference(old, -1, punch)
       return EMPTY_ENTRY
     }
     if (!g.extendedL2) {
       if (isCompressed(old) || (host !== NO_HOST && (unmap || !own) && !this.dataRaw)) {
-        this.dropReference(old)
+        this.dropReference(old, -1, punch)
         return plainEntry(NO_HOST, undefined, true)
       }
       return plainEntry(own ? host : NO_HOST, undefined, true)
     }
     if (full && (isCompressed(old) || (host !== NO_HOST && (unmap || !own)))) {
-      this.dropReference(old)
+      this.dropReference(old, -1, punch)
       return { hi: 0, lo: 0, bmHi: ALL_SUBCLUSTERS, bmLo: 0 }
     }
     if (isCompressed(old) || (host !== NO_HOST && !own)) return null
@@ -537,12 +570,13 @@ export class Qcow2Writer {
     if (start >= end) return
     await this.ensureDirtyBit()
     const hasBacking = this.img.backing !== null
+    const punch = this.punchGroup()
     let pos = start
     while (pos < end) {
       const stop = Math.min(end, (this.g.l1Index(pos) + 1) * this.g.l2Coverage)
       await this.changeEntries(pos, stop, (old) => {
         if (isUnallocated(old, this.g) && !hasBacking) return old
-        this.dropReference(old)
+        this.dropReference(old, -1, punch)
         if (!this.v3) return EMPTY_ENTRY
         return this.g.extendedL2 ? { hi: 0, lo: 0, bmHi: ALL_SUBCLUSTERS, bmLo: 0 } : plainEntry(NO_HOST, undefined, true)
       }, true)
@@ -626,6 +660,7 @@ export class Qcow2Writer {
       const wait = await this.mutex.run(async () => {
         const busy = this.busy(gc, gc)
         if (busy) return busy
+        await this.tableForWrite(this.g.l1Index(offset)) // the L2 table first, as qemu places it
         host = await this.alloc.allocateBytes(packed.length)
         release = this.claim([gc])
         return null
@@ -678,6 +713,9 @@ export class Qcow2Writer {
       await Promise.all([...this.dataIO])
       const underflow = await this.alloc.applyDeferred()
       await this.refs.writeDirty()
+      const groups = this.punchGroups
+      this.punchGroups = []
+      for (const group of groups) await punchFreeClusters(this.img.store, this.refs, group)
       if (underflow.length > 0) {
         this.img.shared.warn(`qcow2: Marking image as corrupt: Refcount of cluster 0x${underflow[0].toString(16)} dropped below zero; further corruption events will be suppressed\n`)
       }
