@@ -8,10 +8,8 @@
 // dirty run is walked with block status through the whole chain: data is
 // copied (at most 1 MiB at a time), and whole-cluster runs that read as zeros
 // become zero writes that may unmap; anything shorter than one chunk is copied.
-import fs from 'node:fs'
-import path from 'node:path'
 import { BlockError, QemuError } from '../cli/errors.js'
-import { hasProtocol, resolveRelative } from '../block/paths.js'
+import { findInChain } from './chain.js'
 import type { Image } from '../block/types.js'
 
 const MAX_COPY = 1 << 20
@@ -51,25 +49,6 @@ export async function commitImage (top: Image, req: CommitRequest): Promise<void
     if (e instanceof BlockError) throw new QemuError(e.message)
     throw e
   }
-}
-
-/** Canonical form of a file name for comparing chain members (symlinks resolved when the file exists). */
-function canonical (name: string): string {
-  try { return fs.realpathSync(name) } catch { return path.resolve(name) }
-}
-
-/**
- * The layer `name` refers to, as qemu finds a base: a backing file name as
- * recorded matches directly; otherwise the name is taken relative to the
- * directory of each image whose backing file is being compared.
- */
-function findInChain (top: Image, name: string): Image | undefined {
-  for (let img = top; img.backing; img = img.backing) {
-    if (img.backingName === name) return img.backing
-    if (hasProtocol(name)) continue
-    if (canonical(resolveRelative(img.filename, name)) === canonical(img.backing.filename)) return img.backing
-  }
-  return undefined
 }
 
 /** Is [offset, offset+length) allocated in a layer above `base`? Returns how far the answer holds. */

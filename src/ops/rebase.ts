@@ -9,6 +9,7 @@ import { findFormat } from '../block/registry.js'
 import { resolveRelative } from '../block/paths.js'
 import type { SecretStore } from '../block/secrets.js'
 import type { Image } from '../block/types.js'
+import { findInChain } from './chain.js'
 
 const IO_BUF_SIZE = 2 << 20
 const SECTOR = 512
@@ -31,9 +32,12 @@ export async function rebaseImage (img: Image, req: RebaseRequest): Promise<void
     throw new QemuError(`Invalid format name: '${req.backingFormat}'`)
   }
   if (!req.unsafe) {
-    const fresh = req.backing === '' ? null : await openNewBacking(img, req)
+    // a new backing file already in the chain is used as it is opened there (qemu
+    // then neither opens it again nor checks -F against it)
+    const inChain = req.backing === '' ? undefined : findInChain(img, req.backing)
+    const fresh = req.backing === '' || inChain ? null : await openNewBacking(img, req)
     try {
-      await copyDifferences(img, img.backing, fresh, req.onStep)
+      await copyDifferences(img, img.backing, inChain ?? fresh, req.onStep)
     } finally {
       await fresh?.close()
     }

@@ -44,21 +44,41 @@ export class ClusterAllocator {
         await this.growTable(b1 + 1, c + n)
         continue
       }
-      let created = false
-      for (let b = b0; b <= b1; b++) {
-        if (refs.entries[b] !== 0) continue
-        // a new refcount block goes to the first free cluster, c: it is described
-        // either by itself (b === b0) or by block b0, which exists
-        refs.addBlock(b, c * this.cs)
-        await refs.set(c, 1)
-        this.noteUsed(c, 1)
-        created = true
-        break
+      let missing = -1
+      for (let b = b0; b <= b1 && missing < 0; b++) if (refs.entries[b] === 0) missing = b
+      if (missing >= 0) {
+        // as qemu: the run is reserved first, the block goes after it, and the search starts again
+        await this.createBlock(missing, c + n)
+        continue
       }
-      if (created) continue
       for (let i = 0; i < n; i++) await refs.set(c + i, 1)
       this.noteUsed(c, n)
       return c * this.cs
+    }
+  }
+
+  /**
+   * Create refcount block `b` in the first free cluster at or after `from`:
+   * it describes itself when it lands in its own range, else the block of
+   * its range counts it (created first when missing).
+   */
+  private async createBlock (b: number, from: number): Promise<void> {
+    const refs = this.refs
+    for (;;) {
+      const pos = await this.findFreeRun(1, from)
+      const own = Math.floor(pos / refs.perBlock)
+      if (own >= refs.entries.length) {
+        await this.growTable(own + 1, pos + 1)
+        continue
+      }
+      if (own !== b && refs.entries[own] === 0) {
+        await this.createBlock(own, pos + 1)
+        continue
+      }
+      refs.addBlock(b, pos * this.cs)
+      await refs.set(pos, 1)
+      this.top = Math.max(this.top, pos + 1)
+      return
     }
   }
 
@@ -67,11 +87,11 @@ export class ClusterAllocator {
     this.top = Math.max(this.top, c + n)
   }
 
-  /** First run of `n` clusters with refcount 0 at or after freeIndex. */
-  private async findFreeRun (n: number): Promise<number> {
+  /** First run of `n` clusters with refcount 0 at or after `from` (default: freeIndex). */
+  private async findFreeRun (n: number, from = this.freeIndex): Promise<number> {
     const refs = this.refs
     const per = refs.perBlock
-    let c = this.freeIndex
+    let c = Math.max(from, this.freeIndex)
     let start = c
     let len = 0
     while (len < n) {

@@ -6,7 +6,7 @@
 import { BlockError } from '../../cli/errors.js'
 import {
   EXT_BACKING_FORMAT, EXT_BITMAPS, EXT_CRYPTO, EXT_DATA_FILE, EXT_END, EXT_FEATURE_TABLE,
-  V2_HEADER_LENGTH, V3_HEADER_LENGTH_WITH_COMPRESSION, encodeExtension, encodeHeader, type HeaderExtension,
+  V2_HEADER_LENGTH, V3_HEADER_LENGTH_WITH_COMPRESSION, encodeExtension, encodeHeader, type HeaderExtension, type Qcow2Header,
 } from './header.js'
 import { MAX_BACKING_NAME } from './open.js'
 import type { Qcow2Image } from './driver.js'
@@ -31,11 +31,21 @@ const REWRITTEN = new Set([EXT_BACKING_FORMAT, EXT_DATA_FILE, EXT_CRYPTO, EXT_FE
 
 /** Change the backing file name and format recorded in the header ('' or undefined name: none). */
 export async function rewriteBacking (img: Qcow2Image, name: string | undefined, format: string | undefined): Promise<void> {
+  await rewriteHeader(img, name, format)
+}
+
+/**
+ * Rewrite the header cluster from the in-memory header, with `fields`
+ * changed (qemu rewrites the whole cluster whenever its header changes
+ * beyond a single field, e.g. when an image is emptied).
+ */
+export async function rewriteHeader (img: Qcow2Image, name = img.header.backingFile, format = img.header.backingFormat,
+  fields: Partial<Pick<Qcow2Header, 'l1TableOffset' | 'refcountTableOffset' | 'refcountTableClusters'>> = {}): Promise<void> {
   const h = img.header
   const cs = img.geo.clusterSize
   const v3 = h.version >= 3
   const backing = name ? Buffer.from(name, 'utf8') : Buffer.alloc(0)
-  if (backing.length > MAX_BACKING_NAME) throw new BlockError('Backing file name too long', 'EINVAL')
+  if (backing.length > MAX_BACKING_NAME) throw new BlockError('Invalid argument', 'EINVAL')
   const first = Buffer.alloc(cs)
   await img.store.read(first, 0)
 
@@ -46,27 +56,19 @@ export async function rewriteBacking (img: Qcow2Image, name: string | undefined,
     const e = kept(type)
     if (e) exts.push(e)
   }
-  const features = exts.length
-  if (v3) exts.push({ type: EXT_FEATURE_TABLE, data: featureNameTable() })
+  // qemu 7.2 writes the feature name table only with clusters of 8 KiB and more
+  if (v3 && cs >= 8192) exts.push({ type: EXT_FEATURE_TABLE, data: featureNameTable() })
   const bitmaps = kept(EXT_BITMAPS)
   if (bitmaps) exts.push(bitmaps)
   for (const e of h.extensions) if (!REWRITTEN.has(e.type)) exts.push(e)
 
   // qemu writes its own header length (keeping fields it does not know past it)
   const headerLength = v3 ? Math.max(h.headerLength, V3_HEADER_LENGTH_WITH_COMPRESSION) : V2_HEADER_LENGTH
-  const layout = (): { encoded: Buffer[], nameOffset: number } => {
-    const encoded = exts.map(e => encodeExtension(e.type, e.data))
-    return { encoded, nameOffset: headerLength + encoded.reduce((n, e) => n + e.length, 0) + 8 }
-  }
-  let { encoded: encodedExts, nameOffset } = layout()
-  // the feature name table is optional: it is left out when it does not fit
-  if (v3 && nameOffset + backing.length > cs) {
-    exts.splice(features, 1);
-    ({ encoded: encodedExts, nameOffset } = layout())
-  }
-  if (nameOffset + backing.length > cs) throw new BlockError('No space left on device', 'ENOSPC')
+  const encodedExts = exts.map(e => encodeExtension(e.type, e.data))
+  const nameOffset = headerLength + encodedExts.reduce((n, e) => n + e.length, 0) + 8
+  if (nameOffset + backing.length > cs) throw new BlockError('No space left in the file header', 'ENOSPC')
 
-  const next = { ...h, headerLength, backingFileOffset: backing.length > 0 ? nameOffset : 0, backingFileSize: backing.length }
+  const next = { ...h, ...fields, headerLength, backingFileOffset: backing.length > 0 ? nameOffset : 0, backingFileSize: backing.length }
   const buf = Buffer.alloc(cs)
   encodeHeader(next).copy(buf, 0)
   if (v3 && h.headerLength > V3_HEADER_LENGTH_WITH_COMPRESSION) {
@@ -78,6 +80,7 @@ export async function rewriteBacking (img: Qcow2Image, name: string | undefined,
   await img.store.write(buf, 0)
   await img.store.flush()
 
+  Object.assign(h, fields)
   h.headerLength = headerLength
   h.backingFileOffset = next.backingFileOffset
   h.backingFileSize = next.backingFileSize

@@ -14,6 +14,7 @@
 // a second header switch, and the truncation.
 import { CRYPT_LUKS, INCOMPAT_DATA_FILE, writeU64 } from './header.js'
 import { writeHeaderTables } from './header-update.js'
+import { rewriteHeader } from './header-rewrite.js'
 import { EMPTY_ENTRY, compressedClusters, hostOf, isCompressed, NO_HOST, readEntry, writeEntry } from './l2-entry.js'
 import { setRefcount } from './refcount.js'
 import { newCacheOwner } from '../../block/cache.js'
@@ -79,9 +80,10 @@ async function rebuildEmpty (img: Qcow2Image, w: Qcow2Writer, l1Clusters: number
   // generation 1: past everything in use (and past where generation 2 goes)
   const gen1 = planTables(Math.max(used, 3 + l1Clusters), l1Clusters, per, cs)
   await writeTables(img, w, gen1, l1Clusters)
-  // generation 2: the layout qemu leaves, in clusters generation 1 leaves free
+  // generation 2: the layout qemu leaves, in clusters generation 1 leaves free,
+  // and the whole header cluster rewritten as qemu writes it
   const gen2: TableSet = { reftable: 1, reftableClusters: 1, blocks: new Map([[0, 2]]), l1: 3 }
-  await writeTables(img, w, gen2, l1Clusters)
+  await writeTables(img, w, gen2, l1Clusters, true)
   await store.truncate((3 + l1Clusters) * cs)
   await store.flush()
   // the image now starts afresh: new in-memory tables, caches and writer
@@ -120,7 +122,7 @@ function planTables (start: number, l1Clusters: number, per: number, cs: number)
 }
 
 /** Write a table set (every cluster it uses counted once, cluster 0 too) and switch the header to it. */
-async function writeTables (img: Qcow2Image, w: Qcow2Writer, set: TableSet, l1Clusters: number): Promise<void> {
+async function writeTables (img: Qcow2Image, w: Qcow2Writer, set: TableSet, l1Clusters: number, wholeHeader = false): Promise<void> {
   const store = img.store
   const cs = img.geo.clusterSize
   const per = w.refs.perBlock
@@ -135,7 +137,11 @@ async function writeTables (img: Qcow2Image, w: Qcow2Writer, set: TableSet, l1Cl
   for (const [bi, c] of set.blocks) await store.write(blockBufs.get(bi)!, c * cs)
   await store.write(reftable, set.reftable * cs)
   await store.flush()
-  await writeHeaderTables(store, img.header, set.l1 * cs, set.reftable * cs, set.reftableClusters)
+  if (wholeHeader) {
+    await rewriteHeader(img, undefined, undefined, { l1TableOffset: set.l1 * cs, refcountTableOffset: set.reftable * cs, refcountTableClusters: set.reftableClusters })
+  } else {
+    await writeHeaderTables(store, img.header, set.l1 * cs, set.reftable * cs, set.reftableClusters)
+  }
 }
 
 function range (start: number, n: number): number[] {
