@@ -10,6 +10,7 @@
 // become zero writes that may unmap; anything shorter than one chunk is copied.
 import { BlockError, QemuError } from '../cli/errors.js'
 import { findInChain } from './chain.js'
+import { StatusRuns } from './status-runs.js'
 import type { Image } from '../block/types.js'
 
 const MAX_COPY = 1 << 20
@@ -52,13 +53,13 @@ export async function commitImage (top: Image, req: CommitRequest): Promise<void
 }
 
 /** Is [offset, offset+length) allocated in a layer above `base`? Returns how far the answer holds. */
-async function allocatedAbove (top: Image, base: Image, offset: number, length: number): Promise<{ allocated: boolean, length: number }> {
+async function allocatedAbove (runs: StatusRuns, top: Image, base: Image, offset: number, length: number): Promise<{ allocated: boolean, length: number }> {
   let n = length
   for (let img: Image | null = top; img && img !== base; img = img.backing) {
     // a layer shorter than the top reads as zeros past its end, hiding what is below
     if (offset >= img.size) return { allocated: true, length: n }
     n = Math.min(n, img.size - offset)
-    const st = await img.layerStatus(offset, n)
+    const st = await runs.layer(img, offset, n)
     n = Math.min(n, st.length)
     if (st.kind !== 'unallocated') return { allocated: true, length: n }
   }
@@ -66,22 +67,22 @@ async function allocatedAbove (top: Image, base: Image, offset: number, length: 
 }
 
 /** The dirty runs: allocated ranges above the base, rounded out to `grain`, merged. */
-async function dirtyRuns (top: Image, base: Image, grain: number): Promise<Array<[number, number]>> {
-  const runs: Array<[number, number]> = []
+async function dirtyRuns (runs: StatusRuns, top: Image, base: Image, grain: number): Promise<Array<[number, number]>> {
+  const dirty: Array<[number, number]> = []
   const size = top.size
   let pos = 0
   while (pos < size) {
-    const st = await allocatedAbove(top, base, pos, size - pos)
+    const st = await allocatedAbove(runs, top, base, pos, size - pos)
     if (st.allocated) {
       const start = Math.floor(pos / grain) * grain
       const end = Math.min(Math.ceil((pos + st.length) / grain) * grain, size)
-      const last = runs[runs.length - 1]
+      const last = dirty[dirty.length - 1]
       if (last && last[1] >= start) last[1] = Math.max(last[1], end)
-      else runs.push([start, end])
+      else dirty.push([start, end])
     }
     pos += st.length
   }
-  return runs
+  return dirty
 }
 
 async function mirror (top: Image, base: Image, req: CommitRequest): Promise<void> {
@@ -89,7 +90,8 @@ async function mirror (top: Image, base: Image, req: CommitRequest): Promise<voi
   const baseCluster = (await base.details()).clusterSize
   const grain = baseCluster ? Math.min(Math.max(baseCluster, 4096), 65536) : 65536
   const aligned = (a: number, b: number): boolean => !baseCluster || (a % baseCluster === 0 && b % baseCluster === 0)
-  const runs = await dirtyRuns(top, base, grain)
+  const status = new StatusRuns()
+  const runs = await dirtyRuns(status, top, base, grain)
   const total = runs.reduce((n, [a, b]) => n + b - a, 0)
   let done = 0
   const started = Date.now()
@@ -99,7 +101,7 @@ async function mirror (top: Image, base: Image, req: CommitRequest): Promise<voi
       const passEnd = Math.min(end, off + BUF_SIZE)
       let pos = off
       while (pos < passEnd) {
-        const st = await top.blockStatus(pos, passEnd - pos)
+        const st = await status.chain(top, pos, passEnd - pos)
         // data that reads as zeros (a hole under a preallocated cluster) is still data to the job
         const data = st.kind === 'data'
         let io = data ? Math.min(st.length, MAX_COPY) : st.length

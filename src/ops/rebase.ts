@@ -10,6 +10,7 @@ import { resolveRelative } from '../block/paths.js'
 import type { SecretStore } from '../block/secrets.js'
 import type { Image } from '../block/types.js'
 import { findInChain } from './chain.js'
+import { StatusRuns } from './status-runs.js'
 
 const IO_BUF_SIZE = 2 << 20
 const SECTOR = 512
@@ -68,7 +69,10 @@ async function openNewBacking (img: Image, req: RebaseRequest): Promise<Image> {
   }
 }
 
-/** Write into `img` the sectors it does not hold itself where `before` and `after` read differently. */
+/**
+ * Write into `img` the sectors it does not hold itself where `before` and
+ * `after` read differently (as zero writes where `before` has nothing).
+ */
 async function copyDifferences (img: Image, before: Image | null, after: Image | null, onStep?: (percent: number) => void): Promise<void> {
   const size = img.size
   if (size === 0) return
@@ -77,12 +81,15 @@ async function copyDifferences (img: Image, before: Image | null, after: Image |
   const step = 100 / Math.trunc(size / Math.min(size, IO_BUF_SIZE))
   const bufOld = Buffer.alloc(IO_BUF_SIZE)
   const bufNew = Buffer.alloc(IO_BUF_SIZE)
+  const status = new StatusRuns()
   for (let offset = 0, n = 0; offset < size; offset += n) {
     n = Math.min(IO_BUF_SIZE, size - offset)
-    const st = await img.layerStatus(offset, n)
+    const st = await status.layer(img, offset, n)
     n = Math.min(n, st.length)
     if (st.kind !== 'unallocated') continue
-    if (!before || offset >= oldSize) {
+    // past the end of the old backing file the image reads zeros: they are written as zeros
+    const oldIsZero = !before || offset >= oldSize
+    if (oldIsZero) {
       bufOld.fill(0, 0, n)
     } else {
       n = Math.min(n, oldSize - offset)
@@ -96,16 +103,17 @@ async function copyDifferences (img: Image, before: Image | null, after: Image |
     }
     for (let done = 0; done < n;) {
       const { differ, length } = sameRun(bufOld, bufNew, done, n)
-      if (differ) await writeCow(img, Buffer.from(bufOld.subarray(done, done + length)), offset + done)
+      if (differ) await writeCow(img, oldIsZero ? null : Buffer.from(bufOld.subarray(done, done + length)), offset + done, length)
       done += length
     }
     onStep?.(step)
   }
 }
 
-async function writeCow (img: Image, buf: Buffer, offset: number): Promise<void> {
+async function writeCow (img: Image, buf: Buffer | null, offset: number, length: number): Promise<void> {
   try {
-    await img.write(buf, offset)
+    if (buf) await img.write(buf, offset)
+    else await img.writeZeroes(offset, length, { unmap: false })
   } catch (e) {
     if (e instanceof BlockError) throw new QemuError(`Error while writing to COW image: ${strerror(e.errno)}`)
     throw e

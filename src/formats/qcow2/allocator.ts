@@ -20,7 +20,11 @@ export interface AllocatorHost {
 }
 
 export class ClusterAllocator {
-  /** no free cluster below this index */
+  /**
+   * where the next search for free clusters starts: past the last run
+   * allocated (holes skipped on the way are not revisited until something
+   * is freed), as qemu's free_cluster_index
+   */
   private freeIndex = 0
   /** one past the highest cluster this session allocated */
   private top = 0
@@ -47,8 +51,11 @@ export class ClusterAllocator {
       let missing = -1
       for (let b = b0; b <= b1 && missing < 0; b++) if (refs.entries[b] === 0) missing = b
       if (missing >= 0) {
-        // as qemu: the run is reserved first, the block goes after it, and the search starts again
-        await this.createBlock(missing, c + n)
+        // as qemu: the run is reserved first and the block goes after it; the
+        // search then starts again at the run when part of it could be counted,
+        // else after the block
+        const block = await this.createBlock(missing, c + n)
+        this.freeIndex = missing === b0 ? block + 1 : c
         continue
       }
       for (let i = 0; i < n; i++) await refs.set(c + i, 1)
@@ -62,7 +69,7 @@ export class ClusterAllocator {
    * it describes itself when it lands in its own range, else the block of
    * its range counts it (created first when missing).
    */
-  private async createBlock (b: number, from: number): Promise<void> {
+  private async createBlock (b: number, from: number): Promise<number> {
     const refs = this.refs
     for (;;) {
       const pos = await this.findFreeRun(1, from)
@@ -78,12 +85,12 @@ export class ClusterAllocator {
       refs.addBlock(b, pos * this.cs)
       await refs.set(pos, 1)
       this.top = Math.max(this.top, pos + 1)
-      return
+      return pos
     }
   }
 
   private noteUsed (c: number, n: number): void {
-    if (c === this.freeIndex) this.freeIndex = c + n
+    this.freeIndex = c + n
     this.top = Math.max(this.top, c + n)
   }
 

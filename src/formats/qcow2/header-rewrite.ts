@@ -31,17 +31,22 @@ const REWRITTEN = new Set([EXT_BACKING_FORMAT, EXT_DATA_FILE, EXT_CRYPTO, EXT_FE
 
 /** Change the backing file name and format recorded in the header ('' or undefined name: none). */
 export async function rewriteBacking (img: Qcow2Image, name: string | undefined, format: string | undefined): Promise<void> {
-  await rewriteHeader(img, name, format)
+  await rewriteHeader(img, { backing: { name, format } })
 }
 
+type TableFields = Pick<Qcow2Header, 'l1TableOffset' | 'refcountTableOffset' | 'refcountTableClusters'>
+
 /**
- * Rewrite the header cluster from the in-memory header, with `fields`
- * changed (qemu rewrites the whole cluster whenever its header changes
- * beyond a single field, e.g. when an image is emptied).
+ * Rewrite the header cluster from the in-memory header, with the backing
+ * file (when given) and table `fields` changed (qemu rewrites the whole
+ * cluster whenever its header changes beyond a single field, e.g. when an
+ * image is emptied).
  */
-export async function rewriteHeader (img: Qcow2Image, name = img.header.backingFile, format = img.header.backingFormat,
-  fields: Partial<Pick<Qcow2Header, 'l1TableOffset' | 'refcountTableOffset' | 'refcountTableClusters'>> = {}): Promise<void> {
+export async function rewriteHeader (img: Qcow2Image,
+  change: { backing?: { name?: string, format?: string }, fields?: Partial<TableFields> }): Promise<void> {
   const h = img.header
+  const { name, format } = change.backing ?? { name: h.backingFile, format: h.backingFormat }
+  const fields = change.fields ?? {}
   const cs = img.geo.clusterSize
   const v3 = h.version >= 3
   const backing = name ? Buffer.from(name, 'utf8') : Buffer.alloc(0)

@@ -138,7 +138,7 @@ async function writeTables (img: Qcow2Image, w: Qcow2Writer, set: TableSet, l1Cl
   await store.write(reftable, set.reftable * cs)
   await store.flush()
   if (wholeHeader) {
-    await rewriteHeader(img, undefined, undefined, { l1TableOffset: set.l1 * cs, refcountTableOffset: set.reftable * cs, refcountTableClusters: set.reftableClusters })
+    await rewriteHeader(img, { fields: { l1TableOffset: set.l1 * cs, refcountTableOffset: set.reftable * cs, refcountTableClusters: set.reftableClusters } })
   } else {
     await writeHeaderTables(store, img.header, set.l1 * cs, set.reftable * cs, set.reftableClusters)
   }

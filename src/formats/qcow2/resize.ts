@@ -22,7 +22,8 @@ export async function resizeQcow2 (img: Qcow2Image, w: Qcow2Writer, size: number
   if (size === old) return
   if (size < old) return shrink(img, w, size)
   const backing = img.backing
-  const zeroUpTo = backing ? Math.min(size, backing.size) : 0
+  // where a longer backing file would show through, the whole new area reads as zeros (as qemu zeroes it)
+  const zeroUpTo = backing && backing.size > old ? size : 0
   if (zeroUpTo > old && img.header.version < 3) {
     // version 2 cannot mark the new area as zeros
     throw new BlockError('Failed to zero out new clusters: Operation not supported', 'ENOTSUP')
