@@ -4,6 +4,7 @@
 // requests finish, so maps are compared without them), the same emptied top
 // image byte for byte, and images qemu-img check finds clean.
 import t, { type Test } from 'tap'
+import fs from 'node:fs'
 import path from 'node:path'
 import { qemuImgOk, qemuIoOk } from './helpers/run.js'
 import { checkClean, infoOf, mapOf, rawOf, runBoth, sameContent, sameFiles, twins, type Twins } from './helpers/twins.js'
@@ -138,3 +139,28 @@ t.test('progress output', async t => {
     t.match(out, /\r\nImage committed\.\n$/)
   }
 })
+
+t.test('a base whose format is not recorded is probed without a warning', async t => {
+  const d = twins(t, dir => {
+    qemuImgOk(['create', '-q', '-f', 'raw', 'base.raw', '1M'], { cwd: dir })
+    qemuImgOk(['create', '-q', '-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', 'top.qcow2'], { cwd: dir })
+    dropBackingFormat(path.join(dir, 'top.qcow2'))
+    qemuIoOk(['write -P 1 0 64k'], path.join(dir, 'top.qcow2'))
+  })
+  runBoth(t, d, ['commit', 'top.qcow2'])
+  sameFiles(t, d, ['top.qcow2', 'base.raw'])
+})
+
+/** Remove the backing format extension (the first one, as qemu writes it), as images from old qemu versions lack it. */
+function dropBackingFormat (file: string): void {
+  const f = fs.readFileSync(file)
+  if (f.readUInt32BE(112) !== 0xe2792aca) throw new Error('no backing format extension first')
+  const extLen = 8 + ((f.readUInt32BE(116) + 7) & ~7)
+  const nameAt = Number(f.readBigUInt64BE(8))
+  const end = nameAt + f.readUInt32BE(16)
+  const rest = Buffer.from(f.subarray(112 + extLen, end))
+  f.fill(0, 112, end)
+  rest.copy(f, 112)
+  f.writeBigUInt64BE(BigInt(nameAt - extLen), 8)
+  fs.writeFileSync(file, f)
+}

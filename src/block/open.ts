@@ -93,7 +93,8 @@ async function openOne (filename: string, opts: OpenImageOptions, secrets: Secre
   try {
     if (format === undefined) {
       format = probeFormat(await readHead(store), filename) ?? 'raw'
-      if (format === 'raw' && !readOnly) {
+      // (backing files are opened read-only first and only reopened for writing: never a warning for them)
+      if (format === 'raw' && !readOnly && depth === 0) {
         opts.onWarning?.(`WARNING: Image format was not specified for '${filename}' and probing guessed raw.\n` +
           '         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.\n' +
           '         Specify the \'raw\' format explicitly to remove the restrictions.\n')
