@@ -8,7 +8,7 @@
 // dirty run is walked with block status through the whole chain: data is
 // copied (at most 1 MiB at a time), and whole-cluster runs that read as zeros
 // become zero writes that may unmap; anything shorter than one chunk is copied.
-import { BlockError, QemuError } from '../cli/errors.js'
+import { BlockError, QemuError, strerror } from '../cli/errors.js'
 import { findInChain } from './chain.js'
 import { StatusRuns } from './status-runs.js'
 import type { Image } from '../block/types.js'
@@ -35,17 +35,22 @@ export async function commitImage (top: Image, req: CommitRequest): Promise<void
   if (!base) throw new QemuError(`Did not find '${req.base}' in the backing chain of '${top.filename}'`)
   const drop = req.drop || req.base !== undefined
   try {
+    // qemu runs the copy (growing the base first) as a block job
     if (base.size < top.size) {
       if (!base.resize) throw new BlockError('Operation not supported', 'ENOTSUP')
       await base.resize(top.size, {})
     }
     await mirror(top, base, req)
     await base.flush()
-    if (!drop) {
-      if (!top.makeEmpty) throw new BlockError('Operation not supported', 'ENOTSUP')
-      await top.makeEmpty()
-      await top.flush()
-    }
+  } catch (e) {
+    if (e instanceof BlockError) throw new QemuError(`Block job failed: ${strerror(e.errno)}`)
+    throw e
+  }
+  if (drop) return
+  try {
+    if (!top.makeEmpty) throw new BlockError('Operation not supported', 'ENOTSUP')
+    await top.makeEmpty()
+    await top.flush()
   } catch (e) {
     if (e instanceof BlockError) throw new QemuError(e.message)
     throw e

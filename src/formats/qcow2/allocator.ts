@@ -51,11 +51,10 @@ export class ClusterAllocator {
       let missing = -1
       for (let b = b0; b <= b1 && missing < 0; b++) if (refs.entries[b] === 0) missing = b
       if (missing >= 0) {
-        // as qemu: the run is reserved first and the block goes after it; the
-        // search then starts again at the run when part of it could be counted,
-        // else after the block
-        const block = await this.createBlock(missing, c + n)
-        this.freeIndex = missing === b0 ? block + 1 : c
+        // as qemu: the run is reserved first, the block goes after it, and the
+        // search starts again at the run
+        await this.createBlock(missing, c + n)
+        this.freeIndex = c
         continue
       }
       for (let i = 0; i < n; i++) await refs.set(c + i, 1)
@@ -69,7 +68,7 @@ export class ClusterAllocator {
    * it describes itself when it lands in its own range, else the block of
    * its range counts it (created first when missing).
    */
-  private async createBlock (b: number, from: number): Promise<number> {
+  private async createBlock (b: number, from: number): Promise<void> {
     const refs = this.refs
     for (;;) {
       const pos = await this.findFreeRun(1, from)
@@ -85,7 +84,7 @@ export class ClusterAllocator {
       refs.addBlock(b, pos * this.cs)
       await refs.set(pos, 1)
       this.top = Math.max(this.top, pos + 1)
-      return pos
+      return
     }
   }
 

@@ -75,6 +75,7 @@ export class Qcow2Writer {
    * one group per request (qemu merges the discards of one request only)
    */
   private punchGroups: number[][] = []
+  private readonly idlePunchGroups = new WeakSet<number[]>()
   private dirtyBitSet = false
   private broken = false
   private metadata: Map<number, string> | null = null
@@ -713,12 +714,24 @@ export class Qcow2Writer {
       await Promise.all([...this.dataIO])
       const underflow = await this.alloc.applyDeferred()
       await this.refs.writeDirty()
-      const groups = this.punchGroups
-      this.punchGroups = []
-      for (const group of groups) await punchFreeClusters(this.img.store, this.refs, group)
       if (underflow.length > 0) {
         this.img.shared.warn(`qcow2: Marking image as corrupt: Refcount of cluster 0x${underflow[0].toString(16)} dropped below zero; further corruption events will be suppressed\n`)
       }
+    }
+    await this.punchFreed()
+  }
+
+  /** Punch out the space of the requests' freed clusters (after the frees were applied). */
+  private async punchFreed (): Promise<void> {
+    // a request still running may add to its group later: a group is only
+    // forgotten once it stayed empty from one flush to the next
+    const idle = this.idlePunchGroups
+    this.punchGroups = this.punchGroups.filter(group => group.length > 0 || !idle.has(group))
+    for (const group of this.punchGroups) {
+      if (group.length === 0) { idle.add(group); continue }
+      await punchFreeClusters(this.img.store, this.refs, group)
+      group.length = 0
+      idle.delete(group)
     }
   }
 
