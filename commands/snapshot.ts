@@ -24,7 +24,6 @@ export default class Snapshot extends QemuCommand {
   protected async exec ({ opts, args }: ParsedArgs): Promise<number> {
     let action: Action | undefined
     let name = ''
-    let quiet = false
     let imageOpts = false
     let forceShare = false
     const objects: string[] = []
@@ -35,7 +34,7 @@ export default class Snapshot extends QemuCommand {
           action = o.name
           name = o.value ?? ''
           break
-        case 'q': quiet = true; break
+        case 'q': break // nothing the command prints is silenced by -q
         case 'object': objects.push(o.value!); break
         case 'image-opts': imageOpts = true; break
         case 'U': forceShare = true; break
@@ -51,7 +50,7 @@ export default class Snapshot extends QemuCommand {
       onWarning: (m) => { warnings.push(m); err(m) },
     })
     try {
-      await this.perform(img, action, name, quiet, warnings)
+      await this.perform(img, action, name, warnings)
     } catch (e) {
       await img.close().catch(() => undefined)
       throw e
@@ -60,11 +59,12 @@ export default class Snapshot extends QemuCommand {
     return 0
   }
 
-  private async perform (img: Image, action: Action | undefined, name: string, quiet: boolean, warnings: string[]): Promise<void> {
+  private async perform (img: Image, action: Action | undefined, name: string, warnings: string[]): Promise<void> {
     switch (action) {
       case 'l': {
         const snaps = listSnapshots(img)
-        if (snaps.length > 0 && !quiet) out('Snapshot list:\n' + snapshotTable(snaps.map(snapshotToQapi)))
+        // (-q does not silence the list)
+        if (snaps.length > 0) out('Snapshot list:\n' + snapshotTable(snaps.map(snapshotToQapi)))
         break
       }
       case 'c': await createSnapshot(img, name); break

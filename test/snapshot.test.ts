@@ -83,7 +83,7 @@ t.test('lookup rules: -a takes an id or a name, -d a name; duplicate names', asy
       qemuImgOk(['snapshot', '-c', name, 'a.qcow2'], { cwd: dir })
     }
   })
-  for (const step of [['-a', '1'], ['-a', 'x'], ['-d', '4'], ['-d', '2'], ['-d', 'x'], ['-l'], ['-c', 'y'], ['-l'], ['-d', ''], ['-c', ''], ['-l']]) {
+  for (const step of [['-a', '1'], ['-a', 'x'], ['-d', '4'], ['-d', '2'], ['-d', 'x'], ['-l'], ['-c', 'y'], ['-q', '-l'], ['-d', ''], ['-c', ''], ['-l']]) {
     runBoth(t, d, ['snapshot', ...step, 'a.qcow2'])
     sameFiles(t, d, ['a.qcow2'])
   }

@@ -43,6 +43,8 @@ async function discardAll (img: Qcow2Image, w: Qcow2Writer): Promise<void> {
   const external = (img.header.incompatible & INCOMPAT_DATA_FILE) !== 0n
   const refs = new TreeRefcounts(img, w)
   for (let l1i = 0; l1i < img.l1.length / 8; l1i++) {
+    // changed tables are written now and then, not all held in memory
+    if (w.tables.size >= 64) await refs.flush()
     const current = await w.currentTable(l1i)
     if (!current) continue
     let table: Buffer | null = null

@@ -603,7 +603,8 @@ export class Qcow2Writer {
         if (busy) return busy
         const l1i = g.l1Index(start)
         const table = await this.currentTable(l1i)
-        let writable: Buffer | null = null
+        // qemu fetches the table for a discard even where nothing changes (allocating an empty one)
+        let writable: Buffer | null = discarding ? await this.tableForWrite(l1i) : null
         for (let gc = gc0; gc <= gc1; gc++) {
           const a = Math.max(start, gc * cs) - gc * cs
           const b = Math.min(end, (gc + 1) * cs) - gc * cs
