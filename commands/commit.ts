@@ -1,11 +1,11 @@
 import { QemuCommand } from '../src/cli/command.js'
 import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
-import { QemuError, UsageError } from '../src/cli/errors.js'
+import { UsageError } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
-import { parseCacheMode } from '../src/cli/cache-mode.js'
-import { JobProgress } from '../src/cli/job-progress.js'
-import { parseSize, SizeError } from '../src/cli/sizes.js'
-import { out, report } from '../src/cli/output.js'
+import { checkCacheMode } from '../src/cli/convert-args.js'
+import { Progress } from '../src/cli/progress.js'
+import { cvtnum } from '../src/cli/cvtnum.js'
+import { out } from '../src/cli/output.js'
 import { commitImage } from '../src/ops/commit.js'
 
 export default class Commit extends QemuCommand {
@@ -36,7 +36,7 @@ export default class Commit extends QemuCommand {
         case 'd': drop = true; break
         case 'p': progress = true; break
         case 'q': quiet = true; break
-        case 'r': rateLimit = parseRate(o.value!); break
+        case 'r': rateLimit = Number(cvtnum('rate limit', o.value!)); break
         case 'object': objects.push(o.value!); break
         case 'image-opts': imageOpts = true; break
       }
@@ -44,21 +44,19 @@ export default class Commit extends QemuCommand {
     if (quiet) progress = false
     if (args.length !== 1) throw new UsageError('Expecting one image file name')
     const secrets = secretsFromObjects(objects)
-    if (cache !== undefined) {
-      try { parseCacheMode(cache) } catch { throw new QemuError(`Invalid cache option: ${cache}`) }
-    }
+    if (cache !== undefined) checkCacheMode(cache, 'cache')
 
     const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, writableBacking: true })
     // from here on the progress line is started, and finished whatever happens
-    const bar = new JobProgress(progress, 1)
+    const bar = new Progress(progress, 1)
     try {
       await commitImage(img, {
         base,
         drop,
         rateLimit,
-        onProgress: (done, total) => { if (total > 0) bar.print(done / total * 100, 0) },
+        onProgress: (done, total) => { if (total > 0) bar.update(done / total * 100) },
       })
-      bar.print(100, 0)
+      bar.update(100)
     } catch (e) {
       await img.close().catch(() => undefined)
       throw e
@@ -68,16 +66,5 @@ export default class Commit extends QemuCommand {
     await img.close()
     if (!quiet) out('Image committed.\n')
     return 0
-  }
-}
-
-/** -r: a size with qemu's suffixes (bytes per second), as qemu-img's cvtnum reads it. */
-function parseRate (text: string): number {
-  try {
-    return parseSize(text, 'b')
-  } catch (e) {
-    if (e instanceof SizeError && e.kind === 'range') throw new QemuError('Invalid rate limit specified. Must be between 0 and 9223372036854775807.')
-    report('Invalid rate limit specified. You may use k, M, G, T, P or E suffixes for')
-    throw new QemuError('kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.')
   }
 }

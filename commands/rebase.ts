@@ -1,9 +1,9 @@
 import { QemuCommand } from '../src/cli/command.js'
 import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
-import { QemuError, UsageError } from '../src/cli/errors.js'
+import { UsageError } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
-import { parseCacheMode } from '../src/cli/cache-mode.js'
-import { JobProgress } from '../src/cli/job-progress.js'
+import { checkCacheMode } from '../src/cli/convert-args.js'
+import { Progress } from '../src/cli/progress.js'
 import { rebaseImage } from '../src/ops/rebase.js'
 
 export default class Rebase extends QemuCommand {
@@ -49,10 +49,10 @@ export default class Rebase extends QemuCommand {
     if (!unsafe && backing === undefined) throw new UsageError('Must specify backing file (-b) or use unsafe mode (-u)')
     const secrets = secretsFromObjects(objects)
     // the progress line starts before anything can fail, and is finished whatever happens
-    const bar = new JobProgress(progress, 2)
+    const bar = new Progress(progress, 2)
     try {
-      checkCache(cache, 'Invalid cache option')
-      checkCache(srcCache, 'Invalid source cache option')
+      if (cache !== undefined) checkCacheMode(cache, 'cache')
+      if (srcCache !== undefined) checkCacheMode(srcCache, 'source cache')
       const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, noBacking: unsafe })
       try {
         await rebaseImage(img, {
@@ -61,9 +61,9 @@ export default class Rebase extends QemuCommand {
           unsafe,
           secrets,
           forceShare,
-          onStep: (percent) => bar.print(percent, 100),
+          onStep: (percent) => bar.step(percent),
         })
-        bar.print(100, 0)
+        bar.update(100)
       } catch (e) {
         await img.close().catch(() => undefined)
         throw e
@@ -73,14 +73,5 @@ export default class Rebase extends QemuCommand {
       bar.end()
     }
     return 0
-  }
-}
-
-function checkCache (mode: string | undefined, message: string): void {
-  if (mode === undefined) return
-  try {
-    parseCacheMode(mode)
-  } catch {
-    throw new QemuError(`${message}: ${mode}`)
   }
 }

@@ -60,6 +60,15 @@ export class Progress {
     this.apply(f32(this.current + f32(f32(delta / 100) * 100)))
   }
 
+  /**
+   * qemu_progress_print(delta, 100), as rebase calls it once per step: add
+   * `delta` percent; the value does not go past 100.
+   */
+  step (delta: number): void {
+    if (!this.enabled) return
+    this.apply(Math.min(f32(this.current + f32(f32(f32(delta) / 100) * 100)), 100))
+  }
+
   private apply (value: number): void {
     if (value > this.current) this.current = value
     if (value > f32(this.lastPrint + this.minSkip) || value < f32(this.lastPrint - this.minSkip) || value === 100) {

@@ -140,7 +140,11 @@ async function writeTables (img: Qcow2Image, w: Qcow2Writer, set: TableSet, l1Cl
   await store.write(reftable, set.reftable * cs)
   await store.flush()
   if (wholeHeader) {
-    await rewriteHeader(img, { fields: { l1TableOffset: set.l1 * cs, refcountTableOffset: set.reftable * cs, refcountTableClusters: set.reftableClusters } })
+    await rewriteHeader(img, h => {
+      h.l1TableOffset = set.l1 * cs
+      h.refcountTableOffset = set.reftable * cs
+      h.refcountTableClusters = set.reftableClusters
+    })
   } else {
     await writeHeaderTables(store, img.header, set.l1 * cs, set.reftable * cs, set.reftableClusters)
   }
