@@ -33,7 +33,7 @@ export default class Resize extends QemuCommand {
     const sizeText = argv.pop()!
     const spec = Resize.options
     const parsed = getopt(argv, { ...spec, long: { help: { arg: 'none', short: 'h' }, ...spec.long } })
-    if (parsed.opts.some(o => o.name === 'h')) { out(this.helpText()); return }
+    if (parsed.opts.some(o => o.name === 'h')) { out(await this.helpText()); return }
     const code = await this.resize(parsed, sizeText)
     if (code !== 0) process.exitCode = code
   }

@@ -2,7 +2,7 @@
 // [,keyid=ID,iv=BASE64]: with keyid the data is AES-256-CBC ciphertext
 // (PKCS#7 padded) under the 32-byte secret `keyid`, as libvirt passes them.
 import fs from 'node:fs'
-import { createDecipheriv } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { QemuError } from '../cli/errors.js'
 
 const BASE64_RANK = new Map([...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].map((c, i) => [c, i]))
@@ -75,6 +75,8 @@ export class SecretStore {
     const data = decode(raw)
     if (data.length % 16 !== 0) throw new QemuError(`Length ${data.length} must be a multiple of block size 16`)
     if (data.length === 0) return data
+    // node:crypto is loaded only here: every command makes a SecretStore, few decrypt secrets
+    const { createDecipheriv } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
     const d = createDecipheriv('aes-256-cbc', key, iv).setAutoPadding(false)
     const plain = Buffer.concat([d.update(data), d.final()])
     const pad = plain[plain.length - 1]

@@ -7,7 +7,6 @@
 // would dominate short commands like `info` (see main.ts).
 import { getopt, type OptionSpec, type ParsedArgs } from './getopt.js'
 import { BlockError, QemuError, QemuErrorLines, UsageError } from './errors.js'
-import { helpText } from './help.js'
 import { out, report } from './output.js'
 import { programName } from './program.js'
 
@@ -45,15 +44,15 @@ export abstract class QemuCommand {
       long: { help: { arg: 'none', short: 'h' }, ...spec.long },
     })
     if (parsed.opts.some(o => o.name === 'h')) {
-      out(this.helpText())
+      out(await this.helpText())
       return
     }
     const code = await this.exec(parsed)
     if (typeof code === 'number' && code !== 0) process.exitCode = code
   }
 
-  /** what -h prints: qemu-img's full help for qemu-img commands */
-  protected helpText (): string { return helpText() }
+  /** what -h prints: qemu-img's full help for qemu-img commands (loaded only then) */
+  protected helpText (): string | Promise<string> { return import('./help.js').then(m => m.helpText()) }
 
 }
 

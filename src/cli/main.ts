@@ -9,7 +9,6 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { getopt } from './getopt.js'
 import { UsageError } from './errors.js'
-import { helpText, versionText } from './help.js'
 import { setProgramName } from './program.js'
 import { reportError } from './command.js'
 
@@ -24,8 +23,8 @@ export async function main (argv: string[], program: string): Promise<void> {
       stopAtNonOption: true,
     })
     for (const o of parsed.opts) {
-      if (o.name === 'h') { process.stdout.write(helpText()); return }
-      if (o.name === 'V') { process.stdout.write(versionText()); return }
+      if (o.name === 'h') { process.stdout.write((await import('./help.js')).helpText()); return }
+      if (o.name === 'V') { process.stdout.write((await import('./help.js')).versionText()); return }
       // -T: tracing is accepted and ignored (qimg has no trace events)
     }
     if (parsed.args.length === 0) throw new UsageError('Not enough arguments')

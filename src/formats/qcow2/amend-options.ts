@@ -4,7 +4,7 @@
 // QCOW2_ENCRYPT_AMEND_OPTIONS (a test keeps them equal) so that loading the
 // qcow2 driver does not load the crypto code.
 import type { CreateOptionSpec } from '../../block/types.js'
-import { QCOW2_CREATE_OPTIONS } from './create-options.js'
+import { QCOW2_CREATE_OPTIONS } from './option-specs.js'
 
 const AMENDABLE = new Set(['size', 'compat', 'backing_file', 'backing_fmt', 'data_file', 'data_file_raw', 'lazy_refcounts', 'refcount_bits'])
 

@@ -14,15 +14,13 @@
 //   in-use flags in one write; only then are the old clusters freed. A crash
 //   at any point leaves at worst leaked clusters and in-use bitmaps.
 import { BlockError } from '../../cli/errors.js'
-import { DirtyBitmap } from '../../block/dirty-bitmap.js'
+import type { DirtyBitmap } from '../../block/dirty-bitmap.js'
 import type { BitmapInfo, PersistentBitmaps } from '../../block/types.js'
 import {
   FLAG_AUTO, FLAG_IN_USE, MAX_BITMAPS, MAX_DIRECTORY_SIZE, MAX_NAME_SIZE, MAX_PHYS_SIZE, MAX_TABLE_SIZE,
   TYPE_DIRTY_TRACKING, bitmapTableSize, decodeBitmapTableEntry, encodeBitmapDirectory, flagNames, type BitmapDirEntry,
 } from './bitmaps.js'
-import { readBitmapContents, RUN_BYTES } from './bitmap-io.js'
 import { AUTOCLEAR_BITMAPS, writeU64 } from './header.js'
-import { rewriteHeader } from './header-write.js'
 import { readTable } from './table-io.js'
 import type { LoadedBitmap } from './bitmap-load.js'
 import type { Qcow2Image } from './driver.js'
@@ -40,6 +38,12 @@ interface Bitmap {
   /** host clusters holding its data now (to free when it is rewritten) */
   dataClusters: number[]
 }
+
+/**
+ * Reading and writing bitmap contents is loaded when first needed: a
+ * read-only open (info, map, convert) makes a Qcow2Bitmaps only to list them.
+ */
+const bitmapIo = (): Promise<typeof import('./bitmap-io.js')> => import('./bitmap-io.js')
 
 /** The directory entry's size in bytes (header, name, padding to 8). */
 function entryBytes (name: string): number {
@@ -74,7 +78,7 @@ export class Qcow2Bitmaps implements PersistentBitmaps {
     const usable = this.bitmaps.filter(b => !b.inconsistent)
     if (usable.length === 0) return
     for (const b of usable) {
-      const { bitmap, dataClusters } = await readBitmapContents(this.img.store, b.stored!, this.img.size, this.cs)
+      const { bitmap, dataClusters } = await (await bitmapIo()).readBitmapContents(this.img.store, b.stored!, this.img.size, this.cs)
       b.data = bitmap
       b.dataClusters = dataClusters
     }
@@ -108,7 +112,7 @@ export class Qcow2Bitmaps implements PersistentBitmaps {
     const b = this.find(name)
     if (b.inconsistent) throw new BlockError(`Bitmap '${name}' is inconsistent`, 'EINVAL')
     if (b.data) return b.data.copy()
-    return (await readBitmapContents(this.img.store, b.stored!, this.img.size, this.cs)).bitmap
+    return (await (await bitmapIo()).readBitmapContents(this.img.store, b.stored!, this.img.size, this.cs)).bitmap
   }
 
   /** qemu's choice: the cluster size, but at least 4 KiB and at most 64 KiB */
@@ -132,6 +136,7 @@ export class Qcow2Bitmaps implements PersistentBitmaps {
 
   async add (name: string, opts: { granularity: number, enabled: boolean }): Promise<void> {
     this.writable()
+    const { DirtyBitmap } = await import('../../block/dirty-bitmap.js')
     const data = new DirtyBitmap(this.img.size, opts.granularity, this.cs)
     this.bitmaps.push({ name, granularityBits: Math.log2(opts.granularity), enabled: opts.enabled, inconsistent: false, data, dataClusters: [] })
     this.changed = true
@@ -216,6 +221,7 @@ export class Qcow2Bitmaps implements PersistentBitmaps {
       await this.img.store.flush()
       h.bitmapsExt = newExt
       h.autoclear = newExt ? h.autoclear | AUTOCLEAR_BITMAPS : h.autoclear & ~AUTOCLEAR_BITMAPS
+      const { rewriteHeader } = await import('./header-write.js')
       await rewriteHeader(this.img.store, h, this.cs)
       // the old directory, tables and data are unreferenced now
       if (oldDir) this.free(oldDir.directoryOffset, Math.ceil(oldDir.directorySize / this.cs))
@@ -233,6 +239,7 @@ export class Qcow2Bitmaps implements PersistentBitmaps {
   private async writeBitmap (b: Bitmap): Promise<BitmapDirEntry> {
     const w = this.img.shared.writer!
     const cs = this.cs
+    const { RUN_BYTES } = await bitmapIo()
     const data = b.data!
     const n = bitmapTableSize(this.img.size, b.granularityBits, cs)
     const chunks: Array<[number, Buffer]> = []

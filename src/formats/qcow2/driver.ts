@@ -9,14 +9,12 @@ import type {
   BlockDriver, CheckResult, ImageDetails, LayerStatus, OpenContext, PersistentBitmaps, Preallocation, RepairMode, SnapshotInfo, SnapshotSpec,
   WriteZeroesOptions,
 } from '../../block/types.js'
-import { decompressCluster } from './compress.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
   AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZSTD, CRYPT_NONE,
   INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2, type Qcow2Header,
 } from './header.js'
 import { Geometry, decodeCompressed, entryOffset, standardHost, subclusterStatus, OFLAG_COMPRESSED_HI, type EntryContext } from './layout.js'
-import { detectMetadataPreallocation } from './prealloc.js'
 import { hexAlt } from '../../cli/cfmt.js'
 import type { Qcow2Snapshot } from './snapshots.js'
 import type { LoadedBitmap } from './bitmap-load.js'
@@ -26,7 +24,14 @@ import type { SecretStore } from '../../block/secrets.js'
 import { MAX_L1_BYTES, readQcow2Metadata, validateTable } from './open.js'
 import { readTable } from './table-io.js'
 import type { Qcow2Writer } from './write.js'
-import { QCOW2_CREATE_OPTIONS } from './create-options.js'
+import { QCOW2_CREATE_OPTIONS } from './option-specs.js'
+
+/**
+ * The decompressor (zlib, zstd-napi) is loaded on the first compressed
+ * cluster: most opens (info, map, uncompressed reads) never need it.
+ */
+let compressModule: Promise<typeof import('./compress.js')> | undefined
+const loadCompress = (): Promise<typeof import('./compress.js')> => (compressModule ??= import('./compress.js'))
 
 /** State shared by an image and the snapshot views opened from it. */
 export interface Qcow2Shared {
@@ -87,7 +92,8 @@ export class Qcow2Image extends ImageBase {
    * the host file about holes under data clusters, as qemu does.
    */
   metadataPreallocated (): Promise<boolean> {
-    this.shared.metadataPrealloc ??= detectMetadataPreallocation(this.store, this.header)
+    this.shared.metadataPrealloc ??= import('./prealloc.js')
+      .then(m => m.detectMetadataPreallocation(this.store, this.header))
       .catch(() => false)
     return this.shared.metadataPrealloc
   }
@@ -244,6 +250,7 @@ export class Qcow2Image extends ImageBase {
       const cluster = await this.shared.clusterCache.get(this.shared.owner, desc.offset, async () => {
         const input = Buffer.allocUnsafe(desc.size)
         await this.store.read(input, desc.offset)
+        const { decompressCluster } = await loadCompress()
         return decompressCluster(this.header.compressionType, input, g.clusterSize)
       })
       cluster.copy(buf, 0, inCluster, inCluster + buf.length)

@@ -13,7 +13,7 @@ import {
 } from './header.js'
 import { Geometry } from './layout.js'
 import { cString, readSnapshotTable, SnapshotTableError, type Qcow2Snapshot } from './snapshots.js'
-import { loadBitmapDirectory, type LoadedBitmap } from './bitmap-load.js'
+import type { LoadedBitmap } from './bitmap-load.js'
 import { BitmapError, decodeBitmapsExtension, validateBitmapsExtension } from './bitmaps.js'
 import { readTable } from './table-io.js'
 
@@ -254,7 +254,7 @@ export async function readQcow2Metadata (store: ByteStore, ctx: OpenContext): Pr
       }
     }
 
-    const bitmaps = bitmapsData === undefined ? [] : await loadBitmapDirectory(store, bitmapsData, header, Number(raw.size))
+    const bitmaps = bitmapsData === undefined ? [] : await (await import('./bitmap-load.js')).loadBitmapDirectory(store, bitmapsData, header, Number(raw.size))
 
     let crypto: ClusterCrypto | null = null
     if (header.cryptMethod !== CRYPT_NONE) {
