@@ -29,6 +29,13 @@ const sh = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 
 const qemuIo = (dir, file, ...cmds) => sh('qemu-io', [...cmds.flatMap(c => ['-c', c]), file], dir)
 const rm = (dir, name) => fs.rmSync(path.join(dir, name), { force: true })
 
+/** 128 MiB in a qcow2: a quarter random, the rest text of varying compressibility */
+function compressibleQcow2 (dir) {
+  sh('sh', ['-c', "head -c 32M /dev/urandom > mixed.raw && seq 1 100000000 | head -c 96M >> mixed.raw"], dir)
+  sh('qemu-img', ['convert', '-O', 'qcow2', 'mixed.raw', 'mixed.qcow2'], dir)
+  rm(dir, 'mixed.raw')
+}
+
 const CASES = [
   {
     name: 'convert -O raw: qcow2 with 512 MiB of data',
@@ -59,6 +66,41 @@ const CASES = [
     },
     reset: dir => rm(dir, 'out-c.qcow2'),
     args: ['convert', '-c', '-O', 'qcow2', 'random.raw', 'out-c.qcow2'],
+  },
+  {
+    name: 'convert -O qcow2: raw with 512 MiB of data',
+    command: 'convert',
+    setup (dir) {
+      // half random, half a repeated text line; a hole in the middle
+      sh('sh', ['-c', "head -c 256M /dev/urandom > src.raw && truncate -s 768M src.raw && yes 'qimg bench line 0123456789' | head -c 256M >> src.raw"], dir)
+    },
+    reset: dir => rm(dir, 'out.qcow2'),
+    args: ['convert', '-O', 'qcow2', 'src.raw', 'out.qcow2'],
+  },
+  {
+    name: 'convert -c -O qcow2: qcow2 (zlib, 128 MiB)',
+    command: 'convert',
+    setup: compressibleQcow2,
+    reset: dir => rm(dir, 'out-z.qcow2'),
+    args: ['convert', '-c', '-O', 'qcow2', 'mixed.qcow2', 'out-z.qcow2'],
+  },
+  {
+    name: 'convert -c -O qcow2: qcow2 (zstd, 128 MiB)',
+    command: 'convert',
+    setup: compressibleQcow2,
+    reset: dir => rm(dir, 'out-zs.qcow2'),
+    args: ['convert', '-c', '-O', 'qcow2', '-o', 'compression_type=zstd', 'mixed.qcow2', 'out-zs.qcow2'],
+  },
+  {
+    name: 'measure: qcow2 with 512 MiB of data',
+    command: 'measure',
+    setup (dir) {
+      sh('qemu-img', ['create', '-q', '-f', 'qcow2', 'm.qcow2', '4G'], dir)
+      const writes = []
+      for (let i = 0; i < 64; i++) writes.push(`write -P ${i + 1} ${i * 64}M 8M`)
+      qemuIo(dir, 'm.qcow2', ...writes)
+    },
+    args: ['measure', '-O', 'qcow2', 'm.qcow2'],
   },
   {
     name: 'compare: qcow2 with 256 MiB of data vs raw',

@@ -33,6 +33,25 @@ import { QCOW2_CREATE_OPTIONS } from './option-specs.js'
 let compressModule: Promise<typeof import('./compress.js')> | undefined
 const loadCompress = (): Promise<typeof import('./compress.js')> => (compressModule ??= import('./compress.js'))
 
+/**
+ * How many L2 entries from index `idx` on (at most `limit`) are all zero,
+ * i.e. unallocated clusters. Sparse images are mostly such runs, so this
+ * looks at whole 32-bit words rather than decoding entries.
+ */
+function zeroEntryRun (l2: Buffer, idx: number, limit: number, entrySize: number): number {
+  const words = entrySize / 4
+  if (l2.byteOffset % 4 === 0) {
+    const w = new Uint32Array(l2.buffer, l2.byteOffset, l2.length / 4)
+    let i = idx * words
+    const stop = (idx + limit) * words
+    while (i < stop && w[i] === 0) i++
+    return Math.floor(i / words) - idx
+  }
+  let n = 0
+  while (n < limit && l2.subarray((idx + n) * entrySize, (idx + n + 1) * entrySize).every(b => b === 0)) n++
+  return n
+}
+
 /** State shared by an image and the snapshot views opened from it. */
 export interface Qcow2Shared {
   header: Qcow2Header
@@ -173,6 +192,15 @@ export class Qcow2Image extends ImageBase {
         const bmHi = g.extendedL2 ? l2.readUInt32BE(e + 8) : 0
         const bmLo = g.extendedL2 ? l2.readUInt32BE(e + 12) : 0
         const inCluster = pos % g.clusterSize
+        if ((hi | lo | bmHi | bmLo) === 0 && inCluster === 0) {
+          // fast path for sparse tables: a run of all-zero entries is unallocated clusters
+          const limit = Math.min(g.l2Entries - idx, Math.ceil((tableEnd - pos) / g.clusterSize))
+          const n = zeroEntryRun(l2, idx, limit, g.l2EntrySize)
+          const len = Math.min(n * g.clusterSize, tableEnd - pos)
+          if (!add('unallocated', undefined, len)) break outer
+          pos += len
+          continue
+        }
         const sc = Math.floor(inCluster / g.subclusterSize)
         const st = subclusterStatus(g, hi, lo, bmHi, bmLo, sc, entryCtx)
         const stopInCluster = st.kind === 'compressed' ? g.clusterSize : (sc + st.count) * g.subclusterSize
