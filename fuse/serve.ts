@@ -121,6 +121,11 @@ export class MountServer {
         autoUnmount: true,
         allowOther: o.allowOther ?? false,
         defaultPermissions: true,
+        // a read-only mount never changes what it serves, so the kernel may
+        // keep file pages across opens: a second read runs at page-cache
+        // speed. Writable mounts drop them at each open, because views
+        // alias (a write to partitions/1.raw changes disk.raw's bytes).
+        kernelCache: readOnly,
         timeout: false,
       })
       await new Promise<void>((resolve, reject) => fuse.mount(err => {

@@ -49,15 +49,26 @@ export class ReadAheadView implements View {
     }
   }
 
-  /** read the costly extents of [start, start+len) into a scratch buffer: their clusters land in the cache */
+  /**
+   * Read the costly extents of [start, start+len) into a scratch buffer: their
+   * clusters land in the cache. Cheap extents (plain data, zeros) found on
+   * the way are skipped whole, however far they reach past the window, so a
+   * plainly stored image costs one status query per extent, not per chunk.
+   */
   private async prepare (start: number, len: number): Promise<void> {
     const end = start + len
     let pos = start
     while (pos < end) {
-      const st = await this.inner.blockStatus(pos, end - pos)
-      const n = Math.max(1, Math.min(st.length, end - pos))
-      if (st.kind === 'data' && st.hostOffset === undefined) await this.inner.read(Buffer.allocUnsafe(n), pos)
-      pos += n
+      const st = await this.inner.blockStatus(pos, this.size - pos)
+      const extentEnd = pos + Math.max(1, Math.min(st.length, this.size - pos))
+      if (st.kind === 'data' && st.hostOffset === undefined) {
+        const n = Math.min(extentEnd, end) - pos
+        await this.inner.read(Buffer.allocUnsafe(n), pos)
+        pos += n
+        continue
+      }
+      if (extentEnd > this.aheadTo) this.aheadTo = extentEnd
+      pos = extentEnd
     }
   }
 
