@@ -36,15 +36,32 @@ export abstract class ImageBase implements Image {
     this.checkRange(offset, buf.length)
     const end = offset + buf.length
     let pos = offset
+    // The runs are read at once, not one after the other: a compressed
+    // cluster is a run of its own, and a request's clusters should be
+    // decompressed together (in parallel on the codec pool).
+    const reads: Array<Promise<void>> = []
+    let statusError: { reason: unknown } | undefined
     while (pos < end) {
-      const st = await this.layerStatus(pos, end - pos)
+      let st: LayerStatus
+      try {
+        st = await this.layerStatus(pos, end - pos)
+      } catch (e) {
+        statusError = { reason: e }
+        break
+      }
       const len = Math.min(st.length, end - pos)
       const part = buf.subarray(pos - offset, pos - offset + len)
-      if (st.kind === 'data') await this.readData(part, pos, st)
+      if (st.kind === 'data') reads.push(this.readData(part, pos, st))
       else if (st.kind === 'zero') part.fill(0)
-      else await this.readBelow(part, pos)
+      else reads.push(this.readBelow(part, pos))
       pos += len
     }
+    if (reads.length === 1 && !statusError) return reads[0]
+    // the error reported is the one of the lowest offset, as when reading run by run
+    const results = await Promise.allSettled(reads)
+    const failed = results.find(r => r.status === 'rejected')
+    if (failed) throw (failed as PromiseRejectedResult).reason
+    if (statusError) throw statusError.reason
   }
 
   /** What this image shows where it has nothing of its own: the backing file, or zeros. */
