@@ -153,6 +153,10 @@ function main () {
   }
   const base = fs.mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'qimg-bench-'))
   console.log(`best of ${RUNS} runs, in ${base}`)
+  // what no Node program can go below: qimg's floor for short commands (info, measure)
+  let nodeStart = Infinity
+  for (let i = 0; i < RUNS; i++) nodeStart = Math.min(nodeStart, timeOnce(process.execPath, ['-e', '0'], base))
+  console.log(`bare node start-up (node -e 0): ${nodeStart.toFixed(0)} ms`)
   console.log(`${'case'.padEnd(46)} ${'qemu-img'.padStart(10)} ${'qimg'.padStart(10)} ${'ratio'.padStart(7)}`)
   try {
     for (const c of CASES) {
