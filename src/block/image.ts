@@ -37,8 +37,8 @@ export abstract class ImageBase implements Image {
     const end = offset + buf.length
     let pos = offset
     // The runs are read at once, not one after the other: a compressed
-    // cluster is a run of its own, and a request's clusters should be
-    // decompressed together (in parallel on the codec pool).
+    // cluster is a run of its own, so a request over compressed data would
+    // otherwise wait for one cluster's read and inflate before the next.
     const reads: Array<Promise<void>> = []
     let statusError: { reason: unknown } | undefined
     while (pos < end) {
