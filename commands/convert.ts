@@ -159,7 +159,8 @@ export default class Convert extends QemuCommand {
         copyOffload: a.copyOffload,
         rateLimit: a.rateLimit,
         flush: a.cache !== 'unsafe',
-        onProgress: (p) => this.progress?.update(p),
+        // only with a progress line to draw (without one, raw targets may overlap their writes)
+        onProgress: this.progress?.enabled ? (p) => this.progress?.update(p) : undefined,
         warn: (m) => { if (!a.quiet) report(m) },
       })
       if (a.bitmaps) await copyBitmaps(opened[0], targetImage, { skipBroken: a.skipBrokenBitmaps, warn: report })

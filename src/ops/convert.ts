@@ -74,6 +74,14 @@ class Copier {
   private chain: Promise<void> = Promise.resolve()
   private planning: Promise<unknown> = Promise.resolve()
   private failure: unknown
+  private failureSector = -1
+  /**
+   * A raw target is written at fixed positions: the order writes finish in
+   * changes nothing, so in-order copies only need them to start in order
+   * (a qcow2 target allocates clusters as writes arrive: its writes stay
+   * strictly one after the other, for qemu's layout).
+   */
+  private readonly writesCommute: boolean
   private doneSectors = 0
   private readonly limiter: RateLimiter | null
   /**
@@ -86,6 +94,8 @@ class Copier {
   constructor (private readonly p: ConvertParams, private readonly planner: ChunkPlanner, private readonly totalData: number, private readonly clusterSectors: number) {
     this.limiter = p.rateLimit > 0 ? new RateLimiter(p.rateLimit) : null
     this.reads = new Semaphore(p.outOfOrder ? p.workers : Math.min(p.workers, MAX_READS_AHEAD))
+    // (-p's lines follow the order chunks finish in: they stay in order for qemu's exact output)
+    this.writesCommute = p.target.format === 'raw' && !p.onProgress
   }
 
   async run (): Promise<void> {
@@ -143,9 +153,13 @@ class Copier {
         }
         if (!this.p.outOfOrder) await ticket.previous
         if (this.failure !== undefined) return
-        await this.write(chunk, data, packed)
+        const written = this.write(chunk, data, packed)
+        // where the order of completion cannot change the result, the next
+        // chunk may start writing as soon as this one has started
+        if (this.writesCommute) ticket.release()
+        await written
       } catch (e) {
-        this.fail(e)
+        this.fail(e, chunk.sector)
         return
       } finally {
         ticket.release()
@@ -157,8 +171,12 @@ class Copier {
     }
   }
 
-  private fail (e: unknown): void {
-    if (this.failure === undefined) this.failure = e
+  /** Keep the error to report: the first one, or with overlapping writes the one at the lowest offset (as in order). */
+  private fail (e: unknown, sector = -1): void {
+    if (this.failure === undefined || (sector >= 0 && this.failureSector >= 0 && sector < this.failureSector)) {
+      this.failure = e
+      this.failureSector = sector
+    }
   }
 
   /** Read [sector, sector+sectors) of the sources laid end to end. */
