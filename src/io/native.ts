@@ -9,6 +9,8 @@ export interface NativeCalls {
   ofdLock(fd: number, type: number, start: number, length: number, test: number): number
   setNoCow(fd: number): number
   blockDeviceSize(fd: number): number
+  /** raw-deflate `input` into all of `output` on libuv's pool; callback(0) when filled, (1) if the stream fell short or broke */
+  inflateRawCluster?(input: Buffer, output: Buffer, callback: (status: number) => void): void
 }
 
 export const SEEK_DATA = 3

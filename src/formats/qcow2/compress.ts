@@ -5,6 +5,7 @@ import zlib from 'node:zlib'
 import { createRequire } from 'node:module'
 import { BlockError } from '../../cli/errors.js'
 import { COMPRESSION_ZSTD } from './header.js'
+import { native } from '../../io/native.js'
 
 interface ZstdBinding {
   findFrameCompressedSize(buf: Uint8Array): number
@@ -17,6 +18,7 @@ function zstd (): ZstdBinding {
   return zstdBinding
 }
 
+/** Without the native addon: inflate on the JS thread. */
 function inflateRaw (input: Buffer, clusterSize: number): Promise<Buffer> {
   // synchronous: one cluster inflates in well under a millisecond, and the
   // async API costs more than that per call (a stream object each time).
@@ -58,6 +60,14 @@ export async function decompressCluster (compressionType: number, input: Buffer,
       if (e instanceof BlockError) throw e
       throw new BlockError('zstd: ' + (e as Error).message, 'EIO')
     }
+  }
+  const n = native()
+  if (n?.inflateRawCluster) {
+    // on libuv's pool (src/io/native/inflate.c), like qemu's decompression threads
+    const out = Buffer.allocUnsafe(clusterSize)
+    const status = await new Promise<number>(resolve => n.inflateRawCluster!(input, out, resolve))
+    if (status !== 0) throw new BlockError('Could not decompress cluster', 'EIO')
+    return out
   }
   let out: Buffer
   try {

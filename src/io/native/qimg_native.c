@@ -4,6 +4,7 @@
  * preallocate and punch holes, open-file-description locks (qemu-img's image
  * locking protocol), the NOCOW inode flag, and block-device sizes.
  * Each function is a thin synchronous wrapper; errors come back as -errno.
+ * inflate.c adds one asynchronous helper: cluster decompression off the JS thread.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -86,6 +87,9 @@ static napi_value js_blkdev_size(napi_env env, napi_callback_info info) {
   return ret_i64(env, (int64_t)size);
 }
 
+/* inflate.c */
+napi_value qimg_inflate_raw_cluster(napi_env env, napi_callback_info info);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "lseek", NULL, js_lseek, NULL, NULL, NULL, napi_default, NULL },
@@ -93,6 +97,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "ofdLock", NULL, js_ofd_lock, NULL, NULL, NULL, napi_default, NULL },
     { "setNoCow", NULL, js_set_nocow, NULL, NULL, NULL, napi_default, NULL },
     { "blockDeviceSize", NULL, js_blkdev_size, NULL, NULL, NULL, napi_default, NULL },
+    { "inflateRawCluster", NULL, qimg_inflate_raw_cluster, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;
