@@ -18,6 +18,8 @@ export interface View {
   readonly size: number
   readonly readOnly: boolean
   read(buf: Buffer, offset: number): Promise<void>
+  /** warm the caches for a later read, copying nothing out (Image.prefetch); optional */
+  prefetch?(offset: number, length: number): Promise<void>
   write(buf: Buffer, offset: number): Promise<void>
   writeZeroes(offset: number, length: number, opts?: { unmap?: boolean }): Promise<void>
   discard(offset: number, length: number): Promise<void>

@@ -82,3 +82,23 @@ t.test('read-ahead prepares costly data ahead of sequential readers only', async
   for (let i = 0; i < 50; i++) await new Promise(resolve => setImmediate(resolve))
   t.same(plain.reads.map(r => r[0]), [0, chunk], 'plain data is left to the page cache')
 })
+
+t.test('read-ahead prefetches through the view when it can, copying nothing', async t => {
+  const size = 8 << 20
+  const chunk = 128 << 10
+  class PrefetchingView extends MemoryView {
+    prefetched: Array<[number, number]> = []
+    async prefetch (offset: number, length: number): Promise<void> { this.prefetched.push([offset, length]) }
+  }
+  const inner = new PrefetchingView(Buffer.alloc(size), size)
+  const ra = new ReadAheadView(inner)
+  await ra.read(Buffer.alloc(chunk), 0)
+  await ra.read(Buffer.alloc(chunk), chunk)
+  for (let i = 0; i < 50; i++) await new Promise(resolve => setImmediate(resolve))
+  t.ok(inner.prefetched.length > 0, 'prefetched ahead of the reader')
+  t.same(inner.reads.map(r => r[0]), [0, chunk], 'only the reader\'s own reads')
+  // a read-only guard passes prefetch through
+  const guarded = new PrefetchingView(Buffer.alloc(size), size)
+  await new ReadOnlyView(guarded).prefetch(4096, 8192)
+  t.same(guarded.prefetched, [[4096, 8192]])
+})

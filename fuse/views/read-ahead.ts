@@ -27,12 +27,12 @@ export class ReadAheadView implements View {
     // the kernel's own read-ahead may reorder requests a little: near the last end counts as sequential
     const sequential = this.lastEnd >= 0 && Math.abs(offset - this.lastEnd) <= 2 * CHUNK
     this.lastEnd = offset + buf.length
-    if (sequential) this.prefetch(this.lastEnd)
+    if (sequential) this.readAhead(this.lastEnd)
     else this.aheadTo = this.lastEnd
     await this.inner.read(buf, offset)
   }
 
-  private prefetch (from: number): void {
+  private readAhead (from: number): void {
     const limit = Math.min(from + READ_AHEAD_BYTES, this.size)
     if (this.aheadTo < from) this.aheadTo = from
     while (this.inFlight < MAX_IN_FLIGHT && this.aheadTo < limit) {
@@ -44,16 +44,17 @@ export class ReadAheadView implements View {
         .catch(() => undefined) // a real read of the range will report the error
         .finally(() => {
           this.inFlight--
-          if (this.lastEnd >= 0) this.prefetch(this.lastEnd)
+          if (this.lastEnd >= 0) this.readAhead(this.lastEnd)
         })
     }
   }
 
   /**
-   * Read the costly extents of [start, start+len) into a scratch buffer: their
-   * clusters land in the cache. Cheap extents (plain data, zeros) found on
-   * the way are skipped whole, however far they reach past the window, so a
-   * plainly stored image costs one status query per extent, not per chunk.
+   * Prefetch the costly extents of [start, start+len): their clusters land in
+   * the cache (views without prefetch are read into a scratch buffer). Cheap
+   * extents (plain data, zeros) found on the way are skipped whole, however
+   * far they reach past the window, so a plainly stored image costs one
+   * status query per extent, not per chunk.
    */
   private async prepare (start: number, len: number): Promise<void> {
     const end = start + len
@@ -63,7 +64,8 @@ export class ReadAheadView implements View {
       const extentEnd = pos + Math.max(1, Math.min(st.length, this.size - pos))
       if (st.kind === 'data' && st.hostOffset === undefined) {
         const n = Math.min(extentEnd, end) - pos
-        await this.inner.read(Buffer.allocUnsafe(n), pos)
+        if (this.inner.prefetch) await this.inner.prefetch(pos, n)
+        else await this.inner.read(Buffer.allocUnsafe(n), pos)
         pos += n
         continue
       }

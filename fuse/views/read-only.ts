@@ -12,6 +12,10 @@ export class ReadOnlyView implements View {
 
   read (buf: Buffer, offset: number): Promise<void> { return this.inner.read(buf, offset) }
 
+  prefetch (offset: number, length: number): Promise<void> {
+    return this.inner.prefetch ? this.inner.prefetch(offset, length) : this.inner.read(Buffer.allocUnsafe(length), offset)
+  }
+
   blockStatus (offset: number, length: number): Promise<ViewStatus> { return this.inner.blockStatus(offset, length) }
 
   private refuse (): Promise<never> {

@@ -64,6 +64,37 @@ export abstract class ImageBase implements Image {
     if (statusError) throw statusError.reason
   }
 
+  /** Warm the caches for a later read of [offset, offset+length) (see Image.prefetch). */
+  async prefetch (offset: number, length: number): Promise<void> {
+    this.checkRange(offset, length)
+    const end = offset + length
+    const jobs: Array<Promise<void>> = []
+    try {
+      for (let pos = offset; pos < end;) {
+        const st = await this.layerStatus(pos, end - pos)
+        const len = Math.min(st.length, end - pos)
+        if (st.kind === 'data') jobs.push(this.prefetchData(pos, len, st))
+        else if (st.kind === 'unallocated' && this.backing && pos < this.backing.size) {
+          const b = this.backing
+          const inside = Math.min(len, b.size - pos)
+          jobs.push(b.prefetch ? b.prefetch(pos, inside) : b.read(Buffer.allocUnsafe(inside), pos))
+        }
+        pos += len
+      }
+    } finally {
+      // nothing is left running (or rejecting unobserved) when this returns
+      await Promise.allSettled(jobs)
+    }
+    await Promise.all(jobs)
+  }
+
+  /**
+   * Warm the caches for one run this layer reported as data. Plain data has
+   * nothing to prepare (the kernel's page cache holds it); a format whose
+   * data costs work to produce and is cached overrides this.
+   */
+  protected async prefetchData (_offset: number, _length: number, _status: LayerStatus): Promise<void> {}
+
   /** What this image shows where it has nothing of its own: the backing file, or zeros. */
   protected async readBelow (buf: Buffer, offset: number): Promise<void> {
     const b = this.backing

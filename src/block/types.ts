@@ -72,6 +72,11 @@ export interface Image extends ImageCapabilities {
   readonly backingFormat?: string
 
   read(buf: Buffer, offset: number): Promise<void>
+  /**
+   * Bring what reading [offset, offset+length) would have to decompress into
+   * the cluster cache, copying nothing out (read-ahead for FUSE readers).
+   */
+  prefetch?(offset: number, length: number): Promise<void>
   write(buf: Buffer, offset: number): Promise<void>
   writeZeroes(offset: number, length: number, opts?: WriteZeroesOptions): Promise<void>
   discard(offset: number, length: number): Promise<void>

@@ -263,6 +263,41 @@ export class Qcow2Image extends ImageBase {
     await Promise.all(jobs)
   }
 
+  /** A compressed cluster's bytes, through the cluster cache. */
+  private compressedCluster (hi: number, lo: number): Promise<Buffer> {
+    const g = this.geo
+    const desc = decodeCompressed(hi, lo, g)
+    return this.shared.clusterCache.get(this.shared.owner, desc.offset, async () => {
+      const input = Buffer.allocUnsafe(desc.size)
+      await this.store.read(input, desc.offset)
+      const { decompressCluster } = await loadCompress()
+      return decompressCluster(this.header.compressionType, input, g.clusterSize)
+    })
+  }
+
+  /**
+   * Prefetching a run of data: compressed clusters are brought into the
+   * cluster cache; plain and encrypted data (never cached, see
+   * readClusterPart) have nothing to prepare.
+   */
+  protected override async prefetchData (offset: number, length: number, st: LayerStatus): Promise<void> {
+    if (st.hostOffset !== undefined || this.shared.crypto) return
+    const g = this.geo
+    const jobs: Array<Promise<unknown>> = []
+    try {
+      for (let pos = offset - (offset % g.clusterSize); pos < offset + length; pos += g.clusterSize) {
+        const l1i = g.l1Index(pos)
+        const l2 = await this.getL2(this.l2OffsetAt(l1i), l1i)
+        const e = g.l2Index(pos) * g.l2EntrySize
+        const hi = l2.readUInt32BE(e)
+        if (hi & OFLAG_COMPRESSED_HI) jobs.push(this.compressedCluster(hi, l2.readUInt32BE(e + 4)))
+      }
+    } finally {
+      await Promise.allSettled(jobs)
+    }
+    await Promise.all(jobs)
+  }
+
   /** Read part of one cluster that is compressed or encrypted. */
   private async readClusterPart (buf: Buffer, offset: number): Promise<void> {
     const g = this.geo
@@ -274,13 +309,7 @@ export class Qcow2Image extends ImageBase {
     const lo = l2.readUInt32BE(e + 4)
     const inCluster = offset % g.clusterSize
     if (hi & OFLAG_COMPRESSED_HI) {
-      const desc = decodeCompressed(hi, lo, g)
-      const cluster = await this.shared.clusterCache.get(this.shared.owner, desc.offset, async () => {
-        const input = Buffer.allocUnsafe(desc.size)
-        await this.store.read(input, desc.offset)
-        const { decompressCluster } = await loadCompress()
-        return decompressCluster(this.header.compressionType, input, g.clusterSize)
-      })
+      const cluster = await this.compressedCluster(hi, lo)
       cluster.copy(buf, 0, inCluster, inCluster + buf.length)
       return
     }
