@@ -77,7 +77,8 @@ export interface Image extends ImageCapabilities {
    * the cluster cache, copying nothing out (read-ahead for FUSE readers).
    */
   prefetch?(offset: number, length: number): Promise<void>
-  write(buf: Buffer, offset: number): Promise<void>
+  /** `hooks.onAllocated` (formats that allocate as they write): see WriteHooks */
+  write(buf: Buffer, offset: number, hooks?: WriteHooks): Promise<void>
   writeZeroes(offset: number, length: number, opts?: WriteZeroesOptions): Promise<void>
   discard(offset: number, length: number): Promise<void>
   /** status within this image only (no backing) */
@@ -153,6 +154,19 @@ export type Preallocation = 'off' | 'metadata' | 'falloc' | 'full'
 export interface SnapshotSpec { id?: string, name?: string }
 
 /**
+ * For a caller that issues writes in order and wants the image laid out as
+ * if each had finished before the next began (convert, as qemu-img writes):
+ * `onAllocated` is called once the write has taken its host space (formats
+ * that allocate as they write, like qcow2), after which the next write may
+ * start while this one's data is still on its way. A write that cannot say
+ * (several tables, encryption) calls it when it is done; formats that
+ * allocate nothing may call it at once or at the end.
+ */
+export interface WriteHooks {
+  onAllocated?: () => void
+}
+
+/**
  * Optional capabilities. A format implements what it supports; ops test for
  * the method and report qemu's "not supported" message otherwise.
  */
@@ -166,7 +180,7 @@ export interface ImageCapabilities {
   check?(repair?: RepairMode): Promise<CheckResult>
   resize?(size: number, opts: { preallocation?: Preallocation, shrink?: boolean }): Promise<void>
   /** write one whole cluster compressed (convert -c) */
-  writeCompressed?(buf: Buffer, offset: number, packed?: Buffer | null): Promise<void>
+  writeCompressed?(buf: Buffer, offset: number, packed?: Buffer | null, hooks?: WriteHooks): Promise<void>
   /**
    * Compress a cluster ahead of writeCompressed (null: it will be stored
    * plainly); pass the result as `packed`. Lets convert compress clusters in

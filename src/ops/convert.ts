@@ -62,6 +62,7 @@ function compressedClusterSectors (target: Image): number {
 }
 
 const MAX_READS_AHEAD = 3
+const MAX_WRITES = 2
 
 interface Ticket {
   chunk: Chunk
@@ -90,10 +91,17 @@ class Copier {
    * which is what bounds the copy. So reads stay a few chunks ahead, no more.
    */
   private readonly reads: Semaphore
+  /**
+   * Writes in flight, when one may start before the previous ends: the
+   * kernel serializes writes to one file, and pool threads blocked on that
+   * would hold up the reads.
+   */
+  private readonly writes: Semaphore
 
   constructor (private readonly p: ConvertParams, private readonly planner: ChunkPlanner, private readonly totalData: number, private readonly clusterSectors: number) {
     this.limiter = p.rateLimit > 0 ? new RateLimiter(p.rateLimit) : null
     this.reads = new Semaphore(p.outOfOrder ? p.workers : Math.min(p.workers, MAX_READS_AHEAD))
+    this.writes = new Semaphore(p.outOfOrder ? p.workers : MAX_WRITES)
     // (-p's lines follow the order chunks finish in: they stay in order for qemu's exact output)
     this.writesCommute = p.target.format === 'raw' && !p.onProgress
   }
@@ -153,11 +161,18 @@ class Copier {
         }
         if (!this.p.outOfOrder) await ticket.previous
         if (this.failure !== undefined) return
-        const written = this.write(chunk, data, packed)
         // where the order of completion cannot change the result, the next
-        // chunk may start writing as soon as this one has started
-        if (this.writesCommute) ticket.release()
-        await written
+        // chunk may start writing as soon as this one has started; a target
+        // that allocates as it writes lets it go once this one's space is taken
+        const onAllocated = this.p.outOfOrder || this.p.onProgress ? undefined : ticket.release
+        await this.writes.acquire()
+        try {
+          const written = this.write(chunk, data, packed, onAllocated)
+          if (this.writesCommute) ticket.release()
+          await written
+        } finally {
+          this.writes.release()
+        }
       } catch (e) {
         this.fail(e, chunk.sector)
         return
@@ -220,7 +235,8 @@ class Copier {
     if (done < buf.length) buf.fill(0, done)
   }
 
-  private async write (chunk: Chunk, data: Buffer | null, packed?: Buffer | null): Promise<void> {
+  /** `onAllocated`: passed to the chunk's last write (see WriteHooks); earlier ones finish first */
+  private async write (chunk: Chunk, data: Buffer | null, packed?: Buffer | null, onAllocated?: () => void): Promise<void> {
     const t = this.p.target
     const offset = chunk.sector * SECTOR
     try {
@@ -234,19 +250,23 @@ class Copier {
         if (isAllZero(buf)) {
           if (!this.p.hasZeroInit) await t.writeZeroes(offset, this.clip(offset, buf.length), { unmap: true })
         } else {
-          await t.writeCompressed!(buf, offset, packed)
+          await t.writeCompressed!(buf, offset, packed, { onAllocated })
         }
         return
       }
       if (this.p.minSparse === 0 || (this.p.copyOffload && chunk.plain)) {
-        await t.write(buf.subarray(0, this.clip(offset, buf.length)), offset)
+        await t.write(buf.subarray(0, this.clip(offset, buf.length)), offset, { onAllocated })
         return
       }
+      const runs = sparseRuns(zeroSectorMap(buf), chunk.sector, this.p.minSparse / SECTOR)
+      // the hook only for a final data write: a zero write after it may still allocate tables
+      let lastOp = -1
+      runs.forEach((r, i) => { if (!r.zero || !this.p.hasZeroInit) lastOp = i })
       let pos = 0
-      for (const run of sparseRuns(zeroSectorMap(buf), chunk.sector, this.p.minSparse / SECTOR)) {
+      for (const [i, run] of runs.entries()) {
         const len = run.sectors * SECTOR
         const at = offset + pos
-        if (!run.zero) await t.write(buf.subarray(pos, pos + this.clip(at, len)), at)
+        if (!run.zero) await t.write(buf.subarray(pos, pos + this.clip(at, len)), at, i === lastOp ? { onAllocated } : undefined)
         else if (!this.p.hasZeroInit) await t.writeZeroes(at, this.clip(at, len), { unmap: true })
         pos += len
       }

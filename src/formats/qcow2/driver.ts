@@ -7,7 +7,7 @@ import { ImageBase } from '../../block/image.js'
 import { newCacheOwner, type ClusterCache } from '../../block/cache.js'
 import type {
   BlockDriver, CheckResult, ImageDetails, LayerStatus, OpenContext, PersistentBitmaps, Preallocation, RepairMode, SnapshotInfo, SnapshotSpec,
-  WriteZeroesOptions,
+  WriteHooks, WriteZeroesOptions,
 } from '../../block/types.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
@@ -425,10 +425,10 @@ export class Qcow2Image extends ImageBase {
 
   // guest writes of every kind set the bits of enabled persistent bitmaps
 
-  override async write (buf: Buffer, offset: number): Promise<void> {
+  override async write (buf: Buffer, offset: number, hooks?: WriteHooks): Promise<void> {
     const w = this.writer()
     this.checkRange(offset, buf.length)
-    await w.write(buf, offset)
+    await w.write(buf, offset, hooks)
     this.shared.bitmapStore?.markDirty(offset, buf.length)
   }
 
@@ -446,10 +446,10 @@ export class Qcow2Image extends ImageBase {
     this.shared.bitmapStore?.markDirty(offset, length)
   }
 
-  async writeCompressed (buf: Buffer, offset: number, packed?: Buffer | null): Promise<void> {
+  async writeCompressed (buf: Buffer, offset: number, packed?: Buffer | null, hooks?: WriteHooks): Promise<void> {
     const w = this.writer()
     this.checkRange(offset, buf.length)
-    await w.writeCompressed(buf, offset, packed)
+    await w.writeCompressed(buf, offset, packed, hooks)
     this.shared.bitmapStore?.markDirty(offset, buf.length)
   }
 

@@ -16,7 +16,7 @@
 import { BlockError } from '../../cli/errors.js'
 import { Mutex } from '../../block/mutex.js'
 import type { ByteStore } from '../../io/byte-store.js'
-import type { WriteZeroesOptions } from '../../block/types.js'
+import type { WriteHooks, WriteZeroesOptions } from '../../block/types.js'
 import { ClusterAllocator } from './allocator.js'
 import { RefcountTable } from './refcount-table.js'
 import { compressCluster } from './compress-write.js'
@@ -142,7 +142,7 @@ export class Qcow2Writer {
 
   // ---- guest writes ------------------------------------------------------
 
-  async write (buf: Buffer, offset: number): Promise<void> {
+  async write (buf: Buffer, offset: number, hooks?: WriteHooks): Promise<void> {
     this.checkUsable()
     if (buf.length === 0) return
     const crypto = this.img.shared.crypto
@@ -162,10 +162,12 @@ export class Qcow2Writer {
     }
     await this.ensureDirtyBit()
     const end = offset + buf.length
+    // a write inside one L2 table allocates in one step: it can tell when (WriteHooks)
+    const onAllocated = !crypto && this.g.l1Index(offset) === this.g.l1Index(end - 1) ? hooks?.onAllocated : undefined
     let pos = offset
     while (pos < end) {
       const stop = Math.min(end, (this.g.l1Index(pos) + 1) * this.g.l2Coverage)
-      await this.writeChunk(buf.subarray(pos - offset, stop - offset), pos)
+      await this.writeChunk(buf.subarray(pos - offset, stop - offset), pos, onAllocated)
       pos = stop
     }
   }
@@ -205,7 +207,7 @@ export class Qcow2Writer {
   }
 
   /** One write inside a single L2 table's range. */
-  private async writeChunk (data: Buffer, offset: number): Promise<void> {
+  private async writeChunk (data: Buffer, offset: number, onAllocated?: () => void): Promise<void> {
     let plan: WritePlan
     for (;;) {
       const p = await this.mutex.run(() => this.planWrite(data, offset))
@@ -213,6 +215,8 @@ export class Qcow2Writer {
       plan = p
       break
     }
+    // its clusters are taken (and claimed): a following write may plan now
+    onAllocated?.()
     try {
       await this.execute(plan, data, offset)
       if (plan.jobs.some(j => !j.inPlace)) await this.mutex.run(() => this.link(plan.jobs))
@@ -644,7 +648,7 @@ export class Qcow2Writer {
   }
 
   /** `precompressed`: what compressForWrite returned for `buf`, when the caller compressed ahead. */
-  async writeCompressed (buf: Buffer, offset: number, precompressed?: Buffer | null): Promise<void> {
+  async writeCompressed (buf: Buffer, offset: number, precompressed?: Buffer | null, hooks?: WriteHooks): Promise<void> {
     this.checkUsable()
     const cs = this.cs
     if (this.img.shared.crypto) throw new BlockError('Compression is not supported for encrypted images', 'ENOTSUP')
@@ -653,7 +657,7 @@ export class Qcow2Writer {
       throw new BlockError('Compressed writes must cover exactly one cluster', 'EINVAL')
     }
     const packed = precompressed !== undefined ? precompressed : await this.compressForWrite(buf)
-    if (!packed) return this.write(buf, offset) // incompressible: stored plainly, as qemu does
+    if (!packed) return this.write(buf, offset, hooks) // incompressible: stored plainly, as qemu does
     await this.ensureDirtyBit()
     const gc = offset / cs
     let host = 0
@@ -670,6 +674,7 @@ export class Qcow2Writer {
       if (!wait) break
       await wait
     }
+    hooks?.onAllocated?.()
     try {
       await this.img.store.write(packed, host)
       // a compressed cluster that used to start here (since freed) may still be cached
