@@ -92,18 +92,19 @@ class Copier {
    */
   private readonly reads: Semaphore
   /**
-   * Writes in flight, when one may start before the previous ends: the
-   * kernel serializes writes to one file, and pool threads blocked on that
-   * would hold up the reads.
+   * Writes in flight into a qcow2 target, when one may start once the
+   * previous has allocated: more than two only block pool threads on the
+   * file's lock (measured), holding up the reads. Raw targets, whose writes
+   * commute, are not limited.
    */
   private readonly writes: Semaphore
 
   constructor (private readonly p: ConvertParams, private readonly planner: ChunkPlanner, private readonly totalData: number, private readonly clusterSectors: number) {
     this.limiter = p.rateLimit > 0 ? new RateLimiter(p.rateLimit) : null
     this.reads = new Semaphore(p.outOfOrder ? p.workers : Math.min(p.workers, MAX_READS_AHEAD))
-    this.writes = new Semaphore(p.outOfOrder ? p.workers : MAX_WRITES)
     // (-p's lines follow the order chunks finish in: they stay in order for qemu's exact output)
     this.writesCommute = p.target.format === 'raw' && !p.onProgress
+    this.writes = new Semaphore(p.outOfOrder || this.writesCommute ? p.workers : MAX_WRITES)
   }
 
   async run (): Promise<void> {
