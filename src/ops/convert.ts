@@ -66,7 +66,7 @@ const MAX_WRITES = 2
 
 interface Ticket {
   chunk: Chunk
-  /** settles when the previous chunk's writes are done */
+  /** settles when this chunk may write: the previous chunk's writes are done, started (raw) or allocated (qcow2) */
   previous: Promise<void>
   release: () => void
 }
@@ -78,17 +78,17 @@ class Copier {
   private failureSector = -1
   /**
    * A raw target is written at fixed positions: the order writes finish in
-   * changes nothing, so in-order copies only need them to start in order
-   * (a qcow2 target allocates clusters as writes arrive: its writes stay
-   * strictly one after the other, for qemu's layout).
+   * changes nothing, so in-order copies only need them to start in order.
+   * (A qcow2 target allocates clusters as writes arrive: the next write may
+   * start only once this one has allocated, see WriteHooks, for qemu's layout.)
    */
   private readonly writesCommute: boolean
   private doneSectors = 0
   private readonly limiter: RateLimiter | null
   /**
-   * Reads in flight. Writes go one at a time in order; libuv's pool has 4
-   * threads, and a write queued behind a crowd of reads stalls the writer,
-   * which is what bounds the copy. So reads stay a few chunks ahead, no more.
+   * Reads in flight. Writes go in order; libuv's pool has 4 threads, and a
+   * write queued behind a crowd of reads stalls the writer, which is what
+   * bounds the copy. So reads stay a few chunks ahead, no more.
    */
   private readonly reads: Semaphore
   /**
