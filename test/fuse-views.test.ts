@@ -99,6 +99,6 @@ t.test('read-ahead prefetches through the view when it can, copying nothing', as
   t.same(inner.reads.map(r => r[0]), [0, chunk], 'only the reader\'s own reads')
   // a read-only guard passes prefetch through
   const guarded = new PrefetchingView(Buffer.alloc(size), size)
-  await new ReadOnlyView(guarded).prefetch(4096, 8192)
+  await new ReadOnlyView(guarded).prefetch!(4096, 8192)
   t.same(guarded.prefetched, [[4096, 8192]])
 })

@@ -5,16 +5,16 @@ import type { View, ViewStatus } from '../view.js'
 
 export class ReadOnlyView implements View {
   readonly readOnly = true
+  /** passed through when the inner view has it (ReadAheadView falls back to reading otherwise) */
+  readonly prefetch?: (offset: number, length: number) => Promise<void>
 
-  constructor (private readonly inner: View) {}
+  constructor (private readonly inner: View) {
+    if (inner.prefetch) this.prefetch = (offset, length) => inner.prefetch!(offset, length)
+  }
 
   get size (): number { return this.inner.size }
 
   read (buf: Buffer, offset: number): Promise<void> { return this.inner.read(buf, offset) }
-
-  prefetch (offset: number, length: number): Promise<void> {
-    return this.inner.prefetch ? this.inner.prefetch(offset, length) : this.inner.read(Buffer.allocUnsafe(length), offset)
-  }
 
   blockStatus (offset: number, length: number): Promise<ViewStatus> { return this.inner.blockStatus(offset, length) }
 

@@ -34,14 +34,39 @@ export abstract class ImageBase implements Image {
 
   async read (buf: Buffer, offset: number): Promise<void> {
     this.checkRange(offset, buf.length)
-    const end = offset + buf.length
-    let pos = offset
-    // The runs are read at once, not one after the other: a compressed
-    // cluster is a run of its own, so a request over compressed data would
-    // otherwise wait for one cluster's read and inflate before the next.
-    const reads: Array<Promise<void>> = []
+    await this.eachRun(offset, buf.length, (pos, len, st) => {
+      const part = buf.subarray(pos - offset, pos - offset + len)
+      if (st.kind === 'data') return this.readData(part, pos, st)
+      if (st.kind === 'zero') { part.fill(0); return undefined }
+      return this.readBelow(part, pos)
+    })
+  }
+
+  /** Warm the caches for a later read of [offset, offset+length) (see Image.prefetch). */
+  async prefetch (offset: number, length: number): Promise<void> {
+    this.checkRange(offset, length)
+    await this.eachRun(offset, length, (pos, len, st) => {
+      if (st.kind === 'data') return this.prefetchData(pos, len, st)
+      const b = this.backing
+      if (st.kind === 'zero' || !b || pos >= b.size) return undefined
+      const inside = Math.min(len, b.size - pos)
+      return b.prefetch ? b.prefetch(pos, inside) : b.read(Buffer.allocUnsafe(inside), pos)
+    })
+  }
+
+  /**
+   * Walk this layer's runs over [offset, offset+length) and start `visit` on
+   * each at once, not one after the other: a compressed cluster is a run of
+   * its own, so a request over compressed data would otherwise wait for one
+   * cluster's read and inflate before the next. Settles when every run has;
+   * the error is the one of the lowest offset, as when going run by run (a
+   * status query that fails comes after the runs before it).
+   */
+  private async eachRun (offset: number, length: number, visit: (pos: number, len: number, st: LayerStatus) => Promise<void> | undefined): Promise<void> {
+    const end = offset + length
+    const jobs: Array<Promise<void>> = []
     let statusError: { reason: unknown } | undefined
-    while (pos < end) {
+    for (let pos = offset; pos < end;) {
       let st: LayerStatus
       try {
         st = await this.layerStatus(pos, end - pos)
@@ -50,42 +75,15 @@ export abstract class ImageBase implements Image {
         break
       }
       const len = Math.min(st.length, end - pos)
-      const part = buf.subarray(pos - offset, pos - offset + len)
-      if (st.kind === 'data') reads.push(this.readData(part, pos, st))
-      else if (st.kind === 'zero') part.fill(0)
-      else reads.push(this.readBelow(part, pos))
+      const job = visit(pos, len, st)
+      if (job) jobs.push(job)
       pos += len
     }
-    if (reads.length === 1 && !statusError) return reads[0]
-    // the error reported is the one of the lowest offset, as when reading run by run
-    const results = await Promise.allSettled(reads)
+    if (jobs.length === 1 && !statusError) return jobs[0]
+    const results = await Promise.allSettled(jobs)
     const failed = results.find(r => r.status === 'rejected')
     if (failed) throw (failed as PromiseRejectedResult).reason
     if (statusError) throw statusError.reason
-  }
-
-  /** Warm the caches for a later read of [offset, offset+length) (see Image.prefetch). */
-  async prefetch (offset: number, length: number): Promise<void> {
-    this.checkRange(offset, length)
-    const end = offset + length
-    const jobs: Array<Promise<void>> = []
-    try {
-      for (let pos = offset; pos < end;) {
-        const st = await this.layerStatus(pos, end - pos)
-        const len = Math.min(st.length, end - pos)
-        if (st.kind === 'data') jobs.push(this.prefetchData(pos, len, st))
-        else if (st.kind === 'unallocated' && this.backing && pos < this.backing.size) {
-          const b = this.backing
-          const inside = Math.min(len, b.size - pos)
-          jobs.push(b.prefetch ? b.prefetch(pos, inside) : b.read(Buffer.allocUnsafe(inside), pos))
-        }
-        pos += len
-      }
-    } finally {
-      // nothing is left running (or rejecting unobserved) when this returns
-      await Promise.allSettled(jobs)
-    }
-    await Promise.all(jobs)
   }
 
   /**

@@ -276,37 +276,30 @@ export class Qcow2Image extends ImageBase {
   }
 
   /**
-   * Prefetching a run of data: compressed clusters are brought into the
-   * cluster cache; plain and encrypted data (never cached, see
-   * readClusterPart) have nothing to prepare.
+   * Prefetching a run of data: a run without a host offset in an unencrypted
+   * image is one compressed cluster (layerStatus reports each on its own),
+   * brought into the cluster cache. Plain and encrypted data (never cached,
+   * see readClusterPart) have nothing to prepare.
    */
-  protected override async prefetchData (offset: number, length: number, st: LayerStatus): Promise<void> {
+  protected override async prefetchData (offset: number, _length: number, st: LayerStatus): Promise<void> {
     if (st.hostOffset !== undefined || this.shared.crypto) return
+    const { hi, lo } = await this.entryWords(offset)
+    if (hi & OFLAG_COMPRESSED_HI) await this.compressedCluster(hi, lo)
+  }
+
+  /** The first two words of the L2 entry of the cluster holding `offset` (its L2 table must exist). */
+  private async entryWords (offset: number): Promise<{ hi: number, lo: number }> {
     const g = this.geo
-    const jobs: Array<Promise<unknown>> = []
-    try {
-      for (let pos = offset - (offset % g.clusterSize); pos < offset + length; pos += g.clusterSize) {
-        const l1i = g.l1Index(pos)
-        const l2 = await this.getL2(this.l2OffsetAt(l1i), l1i)
-        const e = g.l2Index(pos) * g.l2EntrySize
-        const hi = l2.readUInt32BE(e)
-        if (hi & OFLAG_COMPRESSED_HI) jobs.push(this.compressedCluster(hi, l2.readUInt32BE(e + 4)))
-      }
-    } finally {
-      await Promise.allSettled(jobs)
-    }
-    await Promise.all(jobs)
+    const l1i = g.l1Index(offset)
+    const l2 = await this.getL2(this.l2OffsetAt(l1i), l1i)
+    const e = g.l2Index(offset) * g.l2EntrySize
+    return { hi: l2.readUInt32BE(e), lo: l2.readUInt32BE(e + 4) }
   }
 
   /** Read part of one cluster that is compressed or encrypted. */
   private async readClusterPart (buf: Buffer, offset: number): Promise<void> {
     const g = this.geo
-    const l1i = g.l1Index(offset)
-    const l2Offset = this.l2OffsetAt(l1i)
-    const l2 = await this.getL2(l2Offset, l1i)
-    const e = g.l2Index(offset) * g.l2EntrySize
-    const hi = l2.readUInt32BE(e)
-    const lo = l2.readUInt32BE(e + 4)
+    const { hi, lo } = await this.entryWords(offset)
     const inCluster = offset % g.clusterSize
     if (hi & OFLAG_COMPRESSED_HI) {
       const cluster = await this.compressedCluster(hi, lo)
