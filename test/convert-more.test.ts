@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { qemuImgOk, qemuIoOk, qemuImg } from './helpers/run.js'
 import { qimgFast } from './helpers/fast.js'
-import { allocation, breakFirstCompressedCluster, convertBoth, md5, misalignFirstL2, sectors, writeRaw } from './helpers/convert.js'
+import { allocation, breakFirstCompressedCluster, convertBoth, md5, misalignFirstL2, overlongFirstCompressedCluster, sectors, shortenFirstCompressedCluster, writeRaw } from './helpers/convert.js'
 
 t.test('raw sources, several sources, snapshots', async t => {
   const dir = t.testdir()
@@ -93,6 +93,19 @@ t.test('progress, quiet and salvage output', async t => {
   await convertBoth(t, dir, ['-O', 'raw', 'badl2.qcow2'])
   await convertBoth(t, dir, ['-O', 'raw', '--salvage', 'badl2.qcow2'])
   await convertBoth(t, dir, ['-q', '-O', 'raw', '--salvage', 'bad.qcow2'])
+})
+
+t.test('compressed streams that end early or go on past the cluster read as qemu-img reads them', async t => {
+  const dir = t.testdir()
+  const f = (n: string) => path.join(dir, n)
+  // text: each cluster's stream is several sectors long
+  const text = Buffer.from(Array.from({ length: 40000 }, (_, i) => `line ${i}\n`).join('')).subarray(0, 256 << 10)
+  fs.writeFileSync(f('text.raw'), text)
+  for (const name of ['short.qcow2', 'long.qcow2']) qemuImgOk(['convert', '-q', '-c', '-f', 'raw', '-O', 'qcow2', f('text.raw'), f(name)])
+  shortenFirstCompressedCluster(f('short.qcow2'))
+  await convertBoth(t, dir, ['-O', 'raw', 'short.qcow2'])
+  overlongFirstCompressedCluster(f('long.qcow2'), Buffer.concat([text.subarray(128 << 10), text]))
+  await convertBoth(t, dir, ['-O', 'raw', 'long.qcow2'])
 })
 
 t.test('qcow2 targets, created or given with -n: plain, compressed, with a backing file (-B)', async t => {

@@ -4,6 +4,7 @@ import type { Test } from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import crypto from 'node:crypto'
+import zlib from 'node:zlib'
 import { qemuImg, qemuImgOk, type RunResult } from './run.js'
 import { qimgFast } from './fast.js'
 import { Crafted, H } from './craft.js'
@@ -80,8 +81,32 @@ export function misalignFirstL2 (file: string): void {
 /** Overwrite the start of the (compressed) first cluster's data: reading it fails. */
 export function breakFirstCompressedCluster (file: string): void {
   const c = new Crafted(file)
-  const l2 = Number(c.getU64(Number(c.getU64(H.l1Offset))) & 0x00fffffffffffe00n)
-  c.bytes(Number(c.getU64(l2) & ((1n << 54n) - 1n)), Buffer.alloc(64, 0xff))
+  c.bytes(Number(c.getU64(firstL2Entry(c)) & ((1n << 54n) - 1n)), Buffer.alloc(64, 0xff))
+}
+
+/** The first L2 entry's file position (64 KiB clusters: the sector count of a compressed entry sits at bit 54). */
+function firstL2Entry (c: Crafted): number {
+  return Number(c.getU64(Number(c.getU64(H.l1Offset))) & 0x00fffffffffffe00n)
+}
+
+/** Cut the first compressed cluster's stream to its first sector: it ends before the cluster is full. */
+export function shortenFirstCompressedCluster (file: string): void {
+  const c = new Crafted(file)
+  const e = firstL2Entry(c)
+  c.u64(e, c.getU64(e) & ~(0xffn << 54n))
+}
+
+/**
+ * Point the first compressed cluster at a raw-deflate stream of `clusters`
+ * clusters' worth of data, appended to the file: only its first cluster counts.
+ */
+export function overlongFirstCompressedCluster (file: string, data: Buffer): void {
+  const c = new Crafted(file)
+  const stream = zlib.deflateRawSync(data)
+  const at = Math.ceil(c.size() / 512) * 512
+  c.bytes(at, stream)
+  const sectors = BigInt(Math.ceil(stream.length / 512))
+  c.u64(firstL2Entry(c), (1n << 62n) | ((sectors - 1n) << 54n) | BigInt(at))
 }
 
 /** Allocation as qemu-img map shows it, without host offsets (where clusters land in the file may differ). */
