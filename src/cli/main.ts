@@ -1,18 +1,14 @@
 // Entry point shared by bin/run.js (qimg) and bin/qemu-img.js (qemu-img):
 // qemu-img's global options (-h, -V, -T) come before the command name; the
-// command is then looked up in oclif's manifest (oclif.manifest.json, made by
-// `oclif manifest` at build time) and only its module is imported. We do not
-// load @oclif/core's Config at run time: it costs ~100 ms per invocation,
-// more than all of `qimg info`'s own work.
-import fs from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+// command is then looked up in the command table (commands.ts, kept equal to
+// oclif's manifest) and only its module is imported. We do not load
+// @oclif/core's Config at run time: it costs ~100 ms per invocation, more
+// than all of `qimg info`'s own work.
 import { getopt } from './getopt.js'
+import { COMMANDS } from './commands.js'
 import { UsageError } from './errors.js'
 import { setProgramName } from './program.js'
 import { reportError } from './command.js'
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 
 export async function main (argv: string[], program: string): Promise<void> {
   setProgramName(program)
@@ -29,17 +25,10 @@ export async function main (argv: string[], program: string): Promise<void> {
     }
     if (parsed.args.length === 0) throw new UsageError('Not enough arguments')
     const [command, ...rest] = parsed.args
-    const entry = /^[a-z]+$/.test(command) ? loadManifest().commands[command] : undefined
-    if (!entry) throw new UsageError(`Command not found: ${command}`)
-    const mod = await import(pathToFileURL(path.join(ROOT, ...entry.relativePath)).href) as { default: { run(argv: string[]): Promise<void> } }
-    await mod.default.run(rest)
+    const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined
+    if (!load) throw new UsageError(`Command not found: ${command}`)
+    await (await load()).default.run(rest)
   } catch (e) {
     reportError(e)
   }
-}
-
-interface Manifest { commands: Record<string, { relativePath: string[] }> }
-
-function loadManifest (): Manifest {
-  return JSON.parse(fs.readFileSync(path.join(ROOT, 'oclif.manifest.json'), 'utf8')) as Manifest
 }

@@ -6,6 +6,7 @@
 // block status flags (as qemu reports them) everywhere.
 import { QemuError, errnoOf, strerror } from '../cli/errors.js'
 import type { Extent, Image } from '../block/types.js'
+import { allocIoBuffer } from '../io/native.js'
 
 const SECTOR = 512
 /** data is read at most 2 MiB at a time (qemu's IO_BUF_SIZE) */
@@ -170,7 +171,7 @@ interface InFlight { step: Step, result: Promise<number | undefined> }
 export async function compareImages (p: CompareParams): Promise<CompareResult> {
   const total = Math.max(p.image1.size, p.image2.size)
   if (p.image1.size !== p.image2.size && p.strict) return { kind: 'size-mismatch' }
-  const buffers = Array.from({ length: READ_AHEAD + 1 }, () => [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)])
+  const buffers = Array.from({ length: READ_AHEAD + 1 }, () => [allocIoBuffer(CHUNK), allocIoBuffer(CHUNK)])
   let started = 0
 
   /** Start a step's reads; resolves to the offset of the first difference, if any. */

@@ -9,6 +9,7 @@ import type { Image } from '../block/types.js'
 import { ChunkPlanner, countDataSectors, BUF_SECTORS, type Chunk, type PlannerOptions } from './convert/planner.js'
 import { SECTOR, isAllZero, sparseRuns, zeroSectorMap } from './convert/zero-scan.js'
 import { RateLimiter } from './convert/rate-limit.js'
+import { allocIoBuffer } from '../io/native.js'
 
 export interface ConvertParams {
   sources: readonly Image[]
@@ -148,7 +149,7 @@ class Copier {
         let packed: Buffer | null | undefined
         if (chunk.kind === 'data') {
           const bytes = chunk.sectors * SECTOR
-          if (!buffer || buffer.length < bytes) buffer = Buffer.allocUnsafe(Math.max(bytes, BUF_SECTORS * SECTOR))
+          if (!buffer || buffer.length < bytes) buffer = allocIoBuffer(Math.max(bytes, BUF_SECTORS * SECTOR))
           data = buffer.subarray(0, bytes)
           if (this.limiter) await this.limiter.take(bytes)
           await this.reads.acquire()

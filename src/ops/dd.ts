@@ -2,12 +2,13 @@
 // output. qemu-img dd works in bs-sized blocks; the bytes are the same when
 // we move several blocks per request, so we do (1 MiB at a time).
 import type { Image } from '../block/types.js'
+import { allocIoBuffer } from '../io/native.js'
 
 const CHUNK = 1 << 20
 
 export async function ddCopy (input: Image, output: Image, start: number, end: number, blockSize: number): Promise<void> {
   const per = Math.max(blockSize, Math.floor(CHUNK / blockSize) * blockSize)
-  const buf = Buffer.allocUnsafe(per)
+  const buf = allocIoBuffer(per)
   for (let pos = start; pos < end; pos += per) {
     const len = Math.min(per, end - pos)
     const part = buf.subarray(0, len)

@@ -1,0 +1,37 @@
+// Starts qimg from the one-file bundle dist/qimg.cjs (see scripts/bundle.mjs),
+// compiled from V8's code cache dist/qimg.cjs.cache when there is one: V8
+// then skips parsing and compiling what the cache holds. V8 checks the cache
+// against the source and its own version and flags, and ignores a stale one
+// (qimg then starts as fast as without it). QIMG_WRITE_CODE_CACHE=1 makes
+// this run write the cache at exit; the build does that once.
+'use strict'
+const fs = require('node:fs')
+const path = require('node:path')
+const vm = require('node:vm')
+const { createRequire } = require('node:module')
+
+/** Compile dist/qimg.cjs (from the cache if V8 takes it); null if it is missing. */
+function compileBundle () {
+  const file = path.join(__dirname, '..', 'dist', 'qimg.cjs')
+  let source
+  try { source = fs.readFileSync(file, 'utf8') } catch { return null }
+  let cachedData
+  try { cachedData = fs.readFileSync(file + '.cache') } catch {}
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData })
+  return { file, script, cached: cachedData !== undefined && !script.cachedDataRejected }
+}
+
+function launch (program) {
+  const bundle = compileBundle()
+  if (!bundle) {
+    process.stderr.write(`${program}: qimg is not built (dist/qimg.cjs is missing): run npm run build\n`)
+    process.exit(1)
+  }
+  const { file, script } = bundle
+  if (process.env.QIMG_WRITE_CODE_CACHE === '1') process.on('exit', () => fs.writeFileSync(file + '.cache', script.createCachedData()))
+  const mod = { exports: {} }
+  script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, path.dirname(file))
+  return mod.exports.main(process.argv.slice(2), program)
+}
+
+module.exports = { launch, compileBundle }
