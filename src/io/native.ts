@@ -13,6 +13,8 @@ export interface NativeCalls {
   blockDeviceSize(fd: number): number
   /** raw-deflate `input` into all of `output` on libuv's pool; callback(0) when filled, (1) if the stream fell short or broke */
   inflateRawCluster?(input: Buffer, output: Buffer, callback: (status: number) => void): void
+  /** pread that refuses (-EAGAIN) to wait for the disk: bytes read or -errno */
+  preadCached?(fd: number, buf: Buffer, offset: number): number
   /** a page-aligned Buffer of `size` bytes, or null */
   alignedBuffer?(size: number): Buffer | null
 }

@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <sys/vfs.h>
 #include <linux/fs.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -123,6 +125,32 @@ static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * preadCached(fd, buffer, offset) -> bytes read, or -errno; -EAGAIN when the
+ * data is not all in the page cache yet (nothing useful was read, or only
+ * part of it). A read that would wait for the disk is refused rather than
+ * done: the caller, on the JS thread, then reads on libuv's pool instead.
+ * On tmpfs, which has no RWF_NOWAIT but never waits for a disk, it reads;
+ * on other file systems without RWF_NOWAIT it returns -EOPNOTSUPP.
+ */
+static napi_value js_pread_cached(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = (int)arg_i64(env, argv[0]);
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) return ret_i64(env, -EINVAL);
+  off_t off = (off_t)arg_i64(env, argv[2]);
+  struct iovec iov = { data, len };
+  ssize_t n = preadv2(fd, &iov, 1, off, RWF_NOWAIT);
+  if (n < 0 && errno == EOPNOTSUPP) {
+    struct statfs fs;
+    if (fstatfs(fd, &fs) == 0 && fs.f_type == 0x01021994 /* TMPFS_MAGIC */) n = pread(fd, data, len, off);
+    else errno = EOPNOTSUPP;
+  }
+  if (n < 0) return ret_i64(env, -errno);
+  return ret_i64(env, n);
+}
+
 /* inflate.c */
 napi_value qimg_inflate_raw_cluster(napi_env env, napi_callback_info info);
 
@@ -135,6 +163,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "blockDeviceSize", NULL, js_blkdev_size, NULL, NULL, NULL, napi_default, NULL },
     { "inflateRawCluster", NULL, qimg_inflate_raw_cluster, NULL, NULL, NULL, napi_default, NULL },
     { "alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_default, NULL },
+    { "preadCached", NULL, js_pread_cached, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;
