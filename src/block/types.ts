@@ -182,6 +182,12 @@ export interface ImageCapabilities {
   /** write one whole cluster compressed (convert -c) */
   writeCompressed?(buf: Buffer, offset: number, packed?: Buffer | null, hooks?: WriteHooks): Promise<void>
   /**
+   * Store consecutive clusters from `offset`, each as compressForWrite
+   * compressed it (a Buffer for every one): what as many writeCompressed
+   * calls would store, placed the same way, with fewer writes.
+   */
+  writePackedClusters?(offset: number, packed: Buffer[], hooks?: WriteHooks): Promise<void>
+  /**
    * Compress a cluster ahead of writeCompressed (null: it will be stored
    * plainly); pass the result as `packed`. Lets convert compress clusters in
    * parallel while their writes stay in order.

@@ -11,8 +11,12 @@ export interface NativeCalls {
   ofdLock(fd: number, type: number, start: number, length: number, test: number): number
   setNoCow(fd: number): number
   blockDeviceSize(fd: number): number
-  /** raw-deflate `input` into all of `output` on libuv's pool; callback(0) when filled, (1) if the stream fell short or broke */
-  inflateRawCluster?(input: Buffer, output: Buffer, callback: (status: number) => void): void
+  /**
+   * raw-deflate input[spans[2i], +spans[2i+1]) into all of outputs[i], for
+   * each i, on libuv's pool; statuses[i] = 0 when filled, 1 if the stream
+   * fell short or broke; then callback()
+   */
+  inflateRawClusters?(input: Buffer, spans: Uint32Array, outputs: Buffer[], statuses: Uint8Array, callback: () => void): void
   /** pread that refuses (-EAGAIN) to wait for the disk: bytes read or -errno */
   preadCached?(fd: number, buf: Buffer, offset: number): number
   /** a page-aligned Buffer of `size` bytes, or null */

@@ -62,12 +62,23 @@ function compressedClusterSectors (target: Image): number {
   return target.compressedClusterSize() / SECTOR
 }
 
-const MAX_READS_AHEAD = 3
+/** bytes of reads in flight: three full chunks (or as many smaller ones, up to -m) */
+const READ_AHEAD_BYTES = 3 * BUF_SECTORS * SECTOR
 const MAX_WRITES = 2
 
+/**
+ * When compressing, a worker takes up to this many bytes of consecutive data
+ * chunks (one cluster each) at once: one read, and the clusters go to the
+ * compressor together, so its threads get batches instead of a cluster per
+ * hand-off. Each cluster is still looked at and written on its own, in
+ * order, as qemu does, so the output is the same.
+ */
+const COMPRESS_GROUP_BYTES = BUF_SECTORS * SECTOR
+
 interface Ticket {
-  chunk: Chunk
-  /** settles when this chunk may write: the previous chunk's writes are done, started (raw) or allocated (qcow2) */
+  /** one chunk, or several consecutive data chunks (see COMPRESS_GROUP_BYTES) */
+  chunks: Chunk[]
+  /** settles when this ticket may write: the previous one's writes are done, started (raw) or allocated (qcow2) */
   previous: Promise<void>
   release: () => void
 }
@@ -75,6 +86,8 @@ interface Ticket {
 class Copier {
   private chain: Promise<void> = Promise.resolve()
   private planning: Promise<unknown> = Promise.resolve()
+  /** a chunk the planner gave that did not fit the last group */
+  private stash: Chunk | null = null
   private failure: unknown
   private failureSector = -1
   /**
@@ -87,9 +100,11 @@ class Copier {
   private doneSectors = 0
   private readonly limiter: RateLimiter | null
   /**
-   * Reads in flight. Writes go in order; libuv's pool has 4 threads, and a
-   * write queued behind a crowd of reads stalls the writer, which is what
-   * bounds the copy. So reads stay a few chunks ahead, no more.
+   * Bytes of reads in flight. Writes go in order; libuv's pool has 4
+   * threads, and a write queued behind a crowd of reads stalls the writer,
+   * which is what bounds the copy. So reads stay a few full chunks ahead, no
+   * more; small chunks (a compressed source's, one cluster each) may be
+   * more at once, which lets the qcow2 driver read and decompress them in batches.
    */
   private readonly reads: Semaphore
   /**
@@ -102,7 +117,7 @@ class Copier {
 
   constructor (private readonly p: ConvertParams, private readonly planner: ChunkPlanner, private readonly totalData: number, private readonly clusterSectors: number) {
     this.limiter = p.rateLimit > 0 ? new RateLimiter(p.rateLimit) : null
-    this.reads = new Semaphore(p.outOfOrder ? p.workers : Math.min(p.workers, MAX_READS_AHEAD))
+    this.reads = new Semaphore(p.outOfOrder ? Infinity : READ_AHEAD_BYTES)
     // (-p's lines follow the order chunks finish in: they stay in order for qemu's exact output)
     this.writesCommute = p.target.format === 'raw' && !p.onProgress
     this.writes = new Semaphore(p.outOfOrder || this.writesCommute ? p.workers : MAX_WRITES)
@@ -116,23 +131,39 @@ class Copier {
     if (this.failure !== undefined) throw this.failure
   }
 
-  /** Take the next chunk; chunks are handed out (and queued for writing) in order. */
+  /** Take the next chunk(s); they are handed out (and queued for writing) in order. */
   private nextTicket (): Promise<Ticket | null> {
     const t = this.planning.then(async () => {
       if (this.failure !== undefined) return null
-      const chunk = await this.planner.next()
-      if (!chunk) return null
+      const first = this.stash ?? await this.planner.next()
+      this.stash = null
+      if (!first) return null
+      const chunks = [first]
+      if (this.clusterSectors && !this.p.salvage && first.kind === 'data') {
+        let bytes = first.sectors * SECTOR
+        for (;;) {
+          const last = chunks[chunks.length - 1]
+          const next = await this.planner.next()
+          if (!next) break
+          if (next.kind !== 'data' || next.sector !== last.sector + last.sectors || bytes + next.sectors * SECTOR > COMPRESS_GROUP_BYTES) {
+            this.stash = next
+            break
+          }
+          chunks.push(next)
+          bytes += next.sectors * SECTOR
+        }
+      }
       const previous = this.chain
       let release!: () => void
       this.chain = new Promise<void>(resolve => { release = resolve })
-      return { chunk, previous, release }
+      return { chunks, previous, release }
     })
     this.planning = t.catch(() => undefined)
     return t
   }
 
   private async worker (): Promise<void> {
-    // each worker reuses one buffer: its chunk is written before it takes the next
+    // each worker reuses one buffer: its chunks are written before it takes more
     let buffer: Buffer | null = null
     for (;;) {
       let ticket: Ticket | null
@@ -143,47 +174,83 @@ class Copier {
         return
       }
       if (!ticket) return
-      const { chunk } = ticket
+      const { chunks } = ticket
+      const first = chunks[0]
+      let current = first
       try {
-        let data: Buffer | null = null
-        let packed: Buffer | null | undefined
-        if (chunk.kind === 'data') {
-          const bytes = chunk.sectors * SECTOR
+        const data: Array<Buffer | null> = chunks.map(() => null)
+        let readFailure: { at: number, error: unknown } | undefined
+        let packed: Array<Buffer | null | undefined> = chunks.map(() => undefined)
+        if (first.kind === 'data') {
+          const sectors = chunks.reduce((n, c) => n + c.sectors, 0)
+          const bytes = sectors * SECTOR
           if (!buffer || buffer.length < bytes) buffer = allocIoBuffer(Math.max(bytes, BUF_SECTORS * SECTOR))
-          data = buffer.subarray(0, bytes)
           if (this.limiter) await this.limiter.take(bytes)
-          await this.reads.acquire()
+          let pos = 0
+          chunks.forEach((c, i) => { data[i] = buffer!.subarray(pos, pos += c.sectors * SECTOR) })
+          await this.reads.acquire(bytes)
           try {
-            await this.read(chunk, data)
+            await this.read({ ...first, sectors }, buffer.subarray(0, bytes))
+          } catch (e) {
+            if (chunks.length === 1) throw e
+            // as if read one by one: the chunks before the first that fails are written, then it fails
+            for (const [i, c] of chunks.entries()) {
+              try {
+                await this.read(c, data[i]!)
+              } catch (e2) {
+                readFailure = { at: i, error: e2 }
+                break
+              }
+            }
           } finally {
-            this.reads.release()
+            this.reads.release(bytes)
           }
-          // compressing is the slow part of -c: done here, by every worker at once
-          if (this.clusterSectors && this.p.target.compressForWrite && !isAllZero(data)) packed = await this.p.target.compressForWrite(data)
+          // compressing is the slow part of -c: done here, by every worker at
+          // once, and the clusters of a group asked for together
+          const target = this.p.target
+          if (this.clusterSectors && target.compressForWrite) {
+            packed = await Promise.all(data.map((d, i) => i >= (readFailure?.at ?? Infinity) || isAllZero(d!) ? undefined : target.compressForWrite!(d!)))
+          }
         }
         if (!this.p.outOfOrder) await ticket.previous
         if (this.failure !== undefined) return
         // where the order of completion cannot change the result, the next
-        // chunk may start writing as soon as this one has started; a target
-        // that allocates as it writes lets it go once this one's space is taken
+        // ticket may start writing as soon as this one's last write has
+        // started; a target that allocates as it writes lets it go once that
+        // write's space is taken
         const onAllocated = this.p.outOfOrder || this.p.onProgress ? undefined : ticket.release
-        await this.writes.acquire()
-        try {
-          const written = this.write(chunk, data, packed, onAllocated)
-          if (this.writesCommute) ticket.release()
-          await written
-        } finally {
-          this.writes.release()
+        for (let i = 0; i < chunks.length;) {
+          current = chunks[i]
+          if (i === readFailure?.at) throw readFailure.error
+          // compressed clusters side by side are stored with one call
+          let n = 1
+          if (this.p.target.writePackedClusters) {
+            while (i + n < chunks.length && i + n !== readFailure?.at && packed[i] && packed[i + n]) n++
+          }
+          const last = i + n === chunks.length
+          await this.writes.acquire()
+          try {
+            const hook = last ? onAllocated : undefined
+            const written = n > 1
+              ? this.writePacked(chunks[i], packed.slice(i, i + n) as Buffer[], hook)
+              : this.write(chunks[i], data[i], packed[i], hook)
+            if (last && this.writesCommute) ticket.release()
+            await written
+          } finally {
+            this.writes.release()
+          }
+          for (const chunk of chunks.slice(i, i + n)) {
+            if (chunk.kind !== 'data') continue
+            this.doneSectors += chunk.sectors
+            this.p.onProgress?.(100 * this.doneSectors / this.totalData)
+          }
+          i += n
         }
       } catch (e) {
-        this.fail(e, chunk.sector)
+        this.fail(e, current.sector)
         return
       } finally {
         ticket.release()
-      }
-      if (chunk.kind === 'data') {
-        this.doneSectors += chunk.sectors
-        this.p.onProgress?.(100 * this.doneSectors / this.totalData)
       }
     }
   }
@@ -278,23 +345,49 @@ class Copier {
     }
   }
 
+  /** Consecutive compressed clusters, from `first` on (see Image.writePackedClusters). */
+  private async writePacked (first: Chunk, packed: Buffer[], onAllocated?: () => void): Promise<void> {
+    const offset = first.sector * SECTOR
+    try {
+      await this.p.target.writePackedClusters!(offset, packed, { onAllocated })
+    } catch (e) {
+      if (e instanceof QemuError) throw e
+      throw new QemuError(`error while writing at byte ${offset}: ${strerror(errnoOf(e))}`)
+    }
+  }
+
   /** Writes stop at the target's end (its size may be a byte count that is not whole sectors). */
   private clip (offset: number, length: number): number {
     return Math.max(0, Math.min(length, this.p.target.size - offset))
   }
 }
 
-/** At most `n` holders at a time. */
+/** At most `free` units held at a time (a holder larger than that may hold it all); first come, first served. */
 class Semaphore {
-  private waiting: Array<() => void> = []
+  private waiting: Array<{ units: number, resolve: () => void }> = []
+  private held = 0
   constructor (private free: number) {}
-  async acquire (): Promise<void> {
-    if (this.free > 0) { this.free--; return }
-    await new Promise<void>(resolve => this.waiting.push(resolve))
+
+  async acquire (units = 1): Promise<void> {
+    if (this.waiting.length === 0 && (units <= this.free || this.held === 0)) {
+      this.take(units)
+      return
+    }
+    await new Promise<void>(resolve => this.waiting.push({ units, resolve }))
   }
 
-  release (): void {
-    const next = this.waiting.shift()
-    if (next) next(); else this.free++
+  release (units = 1): void {
+    this.free += units
+    this.held--
+    while (this.waiting.length > 0 && (this.waiting[0].units <= this.free || this.held === 0)) {
+      const next = this.waiting.shift()!
+      this.take(next.units)
+      next.resolve()
+    }
+  }
+
+  private take (units: number): void {
+    this.free -= units
+    this.held++
   }
 }

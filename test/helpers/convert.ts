@@ -78,10 +78,10 @@ export function misalignFirstL2 (file: string): void {
   c.u64(l1, c.getU64(l1) + 0x200n)
 }
 
-/** Overwrite the start of the (compressed) first cluster's data: reading it fails. */
-export function breakFirstCompressedCluster (file: string): void {
+/** Overwrite the start of compressed cluster `index`'s data (the first by default): reading it fails. */
+export function breakFirstCompressedCluster (file: string, index = 0): void {
   const c = new Crafted(file)
-  c.bytes(Number(c.getU64(firstL2Entry(c)) & ((1n << 54n) - 1n)), Buffer.alloc(64, 0xff))
+  c.bytes(Number(c.getU64(firstL2Entry(c) + 8 * index) & ((1n << 54n) - 1n)), Buffer.alloc(64, 0xff))
 }
 
 /** The first L2 entry's file position (64 KiB clusters: the sector count of a compressed entry sits at bit 54). */

@@ -5,6 +5,7 @@
 import zlib from 'node:zlib'
 import { createRequire } from 'node:module'
 import { COMPRESSION_ZSTD } from './header.js'
+import { ZstdPool } from './zstd-pool.js'
 
 interface ZstdCompress {
   compress(dst: Uint8Array, src: Uint8Array, level: number): number
@@ -23,16 +24,24 @@ function deflateRaw (input: Buffer): Promise<Buffer> {
   })
 }
 
+/** qemu's zstd level (zstd's default) */
+const ZSTD_LEVEL = 3
+
+function zstdInPlace (input: Buffer): Buffer | null {
+  const z = zstd()
+  const dst = Buffer.allocUnsafe(z.compressBound(input.length))
+  const n = z.compress(dst, input, ZSTD_LEVEL)
+  return n <= input.length - 1 ? dst.subarray(0, n) : null
+}
+
+let pool: ZstdPool | undefined
+
 export async function compressCluster (compressionType: number, input: Buffer): Promise<Buffer | null> {
-  const limit = input.length - 1
-  let out: Buffer
   if (compressionType === COMPRESSION_ZSTD) {
-    const z = zstd()
-    const dst = Buffer.allocUnsafe(z.compressBound(input.length))
-    const n = z.compress(dst, input, 3)
-    out = dst.subarray(0, n)
-  } else {
-    out = await deflateRaw(input)
+    pool ??= new ZstdPool(ZSTD_LEVEL, zstdInPlace)
+    return pool.compress(input)
   }
-  return out.length <= limit ? out : null
+  // node:zlib's async deflate already runs on libuv's pool
+  const out = await deflateRaw(input)
+  return out.length <= input.length - 1 ? out : null
 }

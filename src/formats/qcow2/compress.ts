@@ -53,34 +53,64 @@ function zstdDecompress (input: Buffer, clusterSize: number): Buffer {
 
 /** Decompress one cluster; the result is exactly `clusterSize` bytes or an EIO error. */
 export async function decompressCluster (compressionType: number, input: Buffer, clusterSize: number): Promise<Buffer> {
+  const [result] = await decompressClusters(compressionType, input, [[0, input.length]], clusterSize)
+  if (result instanceof Error) throw result
+  return result
+}
+
+/** half a batch per pool job: both cores inflate */
+const JOBS_PER_BATCH = 2
+
+/**
+ * Decompress the clusters whose compressed bytes are input[at, at+length)
+ * for each [at, length] of `spans`: each result is exactly `clusterSize`
+ * bytes, or the EIO error that cluster alone gets.
+ */
+export async function decompressClusters (compressionType: number, input: Buffer, spans: Array<[number, number]>, clusterSize: number): Promise<Array<Buffer | BlockError>> {
+  const part = (i: number): Buffer => input.subarray(spans[i][0], spans[i][0] + spans[i][1])
   if (compressionType === COMPRESSION_ZSTD) {
-    try {
-      return zstdDecompress(input, clusterSize)
-    } catch (e) {
-      if (e instanceof BlockError) throw e
-      throw new BlockError('zstd: ' + (e as Error).message, 'EIO')
-    }
+    return spans.map((_, i) => {
+      try {
+        return zstdDecompress(part(i), clusterSize)
+      } catch (e) {
+        return e instanceof BlockError ? e : new BlockError('zstd: ' + (e as Error).message, 'EIO')
+      }
+    })
   }
   const n = native()
-  if (n?.inflateRawCluster) {
+  if (n?.inflateRawClusters) {
     // on libuv's pool (src/io/native/inflate.c), like qemu's decompression threads
-    const out = Buffer.allocUnsafe(clusterSize)
-    const status = await new Promise<number>(resolve => n.inflateRawCluster!(input, out, resolve))
-    if (status !== 0) throw new BlockError('Could not decompress cluster', 'EIO')
-    return out
+    const outputs = spans.map(() => Buffer.allocUnsafe(clusterSize))
+    const statuses = new Uint8Array(spans.length)
+    const per = Math.ceil(spans.length / JOBS_PER_BATCH)
+    const jobs: Promise<void>[] = []
+    for (let first = 0; first < spans.length; first += per) {
+      const last = Math.min(first + per, spans.length)
+      const flat = new Uint32Array(spans.slice(first, last).flat())
+      jobs.push(new Promise(resolve => n.inflateRawClusters!(input, flat, outputs.slice(first, last), statuses.subarray(first, last), resolve)))
+    }
+    await Promise.all(jobs)
+    return outputs.map((out, i) => statuses[i] === 0 ? out : new BlockError('Could not decompress cluster', 'EIO'))
   }
+  const results: Array<Buffer | BlockError> = []
+  for (let i = 0; i < spans.length; i++) results.push(await inflateWithoutAddon(part(i), clusterSize))
+  return results
+}
+
+async function inflateWithoutAddon (input: Buffer, clusterSize: number): Promise<Buffer | BlockError> {
   let out: Buffer
   try {
     out = await inflateRaw(input, clusterSize)
   } catch (e) {
     // the stream may go on past a full cluster; qemu accepts that, we retry with a stream
-    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') return new BlockError('Could not decompress cluster', 'EIO')
+    try {
       out = await inflateFirst(input, clusterSize)
-    } else {
-      throw new BlockError('Could not decompress cluster', 'EIO')
+    } catch {
+      return new BlockError('Could not decompress cluster', 'EIO')
     }
   }
-  if (out.length !== clusterSize) throw new BlockError('Could not decompress cluster', 'EIO')
+  if (out.length !== clusterSize) return new BlockError('Could not decompress cluster', 'EIO')
   return out
 }
 

@@ -25,6 +25,7 @@ import { MAX_L1_BYTES, readQcow2Metadata, validateTable } from './open.js'
 import { readTable } from './table-io.js'
 import type { Qcow2Writer } from './write.js'
 import { QCOW2_CREATE_OPTIONS } from './option-specs.js'
+import { CompressedReader } from './compressed-reader.js'
 
 /**
  * The decompressor (zlib, zstd-napi) is loaded on the first compressed
@@ -86,6 +87,8 @@ interface Run { kind: LayerStatus['kind'], host?: number, length: number, mapped
 
 export class Qcow2Image extends ImageBase {
   readonly format = 'qcow2'
+  /** made on the first compressed cluster read */
+  private compressed?: CompressedReader
 
   constructor (
     filename: string, store: ByteStore, size: number, readOnly: boolean,
@@ -265,14 +268,16 @@ export class Qcow2Image extends ImageBase {
 
   /** A compressed cluster's bytes, through the cluster cache. */
   private compressedCluster (hi: number, lo: number): Promise<Buffer> {
-    const g = this.geo
-    const desc = decodeCompressed(hi, lo, g)
-    return this.shared.clusterCache.get(this.shared.owner, desc.offset, async () => {
-      const input = Buffer.allocUnsafe(desc.size)
-      await this.store.read(input, desc.offset)
-      const { decompressCluster } = await loadCompress()
-      return decompressCluster(this.header.compressionType, input, g.clusterSize)
+    const desc = decodeCompressed(hi, lo, this.geo)
+    return this.shared.clusterCache.get(this.shared.owner, desc.offset, () => this.compressedReader().load(desc.offset, desc.size))
+  }
+
+  private compressedReader (): CompressedReader {
+    this.compressed ??= new CompressedReader(this.store, async (input, spans) => {
+      const { decompressClusters } = await loadCompress()
+      return decompressClusters(this.header.compressionType, input, spans, this.geo.clusterSize)
     })
+    return this.compressed
   }
 
   /**
@@ -444,6 +449,14 @@ export class Qcow2Image extends ImageBase {
     this.checkRange(offset, buf.length)
     await w.writeCompressed(buf, offset, packed, hooks)
     this.shared.bitmapStore?.markDirty(offset, buf.length)
+  }
+
+  async writePackedClusters (offset: number, packed: Buffer[], hooks?: WriteHooks): Promise<void> {
+    const w = this.writer()
+    const length = Math.min(packed.length * this.geo.clusterSize, this.size - offset)
+    this.checkRange(offset, length)
+    await w.writePackedClusters(offset, packed, hooks)
+    this.shared.bitmapStore?.markDirty(offset, length)
   }
 
   async compressForWrite (buf: Buffer): Promise<Buffer | null> {

@@ -649,26 +649,37 @@ export class Qcow2Writer {
 
   /** `precompressed`: what compressForWrite returned for `buf`, when the caller compressed ahead. */
   async writeCompressed (buf: Buffer, offset: number, precompressed?: Buffer | null, hooks?: WriteHooks): Promise<void> {
-    this.checkUsable()
-    const cs = this.cs
-    if (this.img.shared.crypto) throw new BlockError('Compression is not supported for encrypted images', 'ENOTSUP')
-    if (this.externalData) throw new BlockError('Compression is not supported with an external data file', 'ENOTSUP')
-    if (offset % cs !== 0 || (buf.length !== cs && offset + buf.length !== this.img.size) || buf.length > cs) {
-      throw new BlockError('Compressed writes must cover exactly one cluster', 'EINVAL')
-    }
+    this.checkCompressedWrite(offset, buf.length, 1)
     const packed = precompressed !== undefined ? precompressed : await this.compressForWrite(buf)
     if (!packed) return this.write(buf, offset, hooks) // incompressible: stored plainly, as qemu does
+    await this.writePackedClusters(offset, [packed], hooks)
+  }
+
+  /**
+   * Store consecutive clusters from `offset` (a cluster boundary), each
+   * already compressed (compressForWrite gave a Buffer for every one). They
+   * are placed one after the other as single writes would place them, but
+   * allocated in one step and written with one write where they sit back to
+   * back, which is what makes a compressed convert's writes cheap.
+   */
+  async writePackedClusters (offset: number, packed: Buffer[], hooks?: WriteHooks): Promise<void> {
+    const cs = this.cs
+    this.checkCompressedWrite(offset, Math.min(packed.length * cs, this.img.size - offset), packed.length)
     await this.ensureDirtyBit()
-    const gc = offset / cs
-    let host = 0
+    const g = this.g
+    const gc0 = offset / cs
+    const hosts: number[] = []
     let release: () => void = () => undefined
     for (;;) {
       const wait = await this.mutex.run(async () => {
-        const busy = this.busy(gc, gc)
+        const busy = this.busy(gc0, gc0 + packed.length - 1)
         if (busy) return busy
-        await this.tableForWrite(this.g.l1Index(offset)) // the L2 table first, as qemu places it
-        host = await this.alloc.allocateBytes(packed.length)
-        release = this.claim([gc])
+        for (const p of packed) {
+          // the L2 table first, as qemu places it
+          await this.tableForWrite(g.l1Index((gc0 + hosts.length) * cs))
+          hosts.push(await this.alloc.allocateBytes(p.length))
+        }
+        release = this.claim(packed.map((_, i) => gc0 + i))
         return null
       })
       if (!wait) break
@@ -676,19 +687,37 @@ export class Qcow2Writer {
     }
     hooks?.onAllocated?.()
     try {
-      await this.img.store.write(packed, host)
-      // a compressed cluster that used to start here (since freed) may still be cached
-      this.img.shared.clusterCache.delete(this.img.shared.owner, host)
+      for (let i = 0; i < packed.length;) {
+        let j = i + 1
+        while (j < packed.length && hosts[j] === hosts[j - 1] + packed[j - 1].length) j++
+        await this.img.store.write(j === i + 1 ? packed[i] : Buffer.concat(packed.slice(i, j)), hosts[i])
+        i = j
+      }
+      // a compressed cluster that used to start at one of these places (since freed) may still be cached
+      for (const host of hosts) this.img.shared.clusterCache.delete(this.img.shared.owner, host)
       await this.mutex.run(async () => {
-        const g = this.g
-        const table = await this.tableForWrite(g.l1Index(offset))
-        const idx = g.l2Index(offset)
-        this.dropReference(readEntry(table, idx, g))
-        writeEntry(table, idx, g, compressedEntry(encodeCompressed(host, packed.length, g)))
+        for (const [i, p] of packed.entries()) {
+          const at = (gc0 + i) * cs
+          const table = await this.tableForWrite(g.l1Index(at))
+          const idx = g.l2Index(at)
+          this.dropReference(readEntry(table, idx, g))
+          writeEntry(table, idx, g, compressedEntry(encodeCompressed(hosts[i], p.length, g)))
+        }
         await this.afterChange()
       })
     } finally {
       release()
+    }
+  }
+
+  /** What a compressed write of `count` clusters, [offset, offset+length), needs: whole clusters (a short last one at the image end), no encryption or data file. */
+  private checkCompressedWrite (offset: number, length: number, count: number): void {
+    this.checkUsable()
+    const cs = this.cs
+    if (this.img.shared.crypto) throw new BlockError('Compression is not supported for encrypted images', 'ENOTSUP')
+    if (this.externalData) throw new BlockError('Compression is not supported with an external data file', 'ENOTSUP')
+    if (offset % cs !== 0 || length <= (count - 1) * cs || length > count * cs || (length !== count * cs && offset + length !== this.img.size)) {
+      throw new BlockError('Compressed writes must cover exactly one cluster', 'EINVAL')
     }
   }
 

@@ -152,7 +152,7 @@ static napi_value js_pread_cached(napi_env env, napi_callback_info info) {
 }
 
 /* inflate.c */
-napi_value qimg_inflate_raw_cluster(napi_env env, napi_callback_info info);
+napi_value qimg_inflate_raw_clusters(napi_env env, napi_callback_info info);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -161,7 +161,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "ofdLock", NULL, js_ofd_lock, NULL, NULL, NULL, napi_default, NULL },
     { "setNoCow", NULL, js_set_nocow, NULL, NULL, NULL, napi_default, NULL },
     { "blockDeviceSize", NULL, js_blkdev_size, NULL, NULL, NULL, napi_default, NULL },
-    { "inflateRawCluster", NULL, qimg_inflate_raw_cluster, NULL, NULL, NULL, napi_default, NULL },
+    { "inflateRawClusters", NULL, qimg_inflate_raw_clusters, NULL, NULL, NULL, napi_default, NULL },
     { "alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_default, NULL },
     { "preadCached", NULL, js_pread_cached, NULL, NULL, NULL, napi_default, NULL },
   };

@@ -1,0 +1,86 @@
+// Compressed clusters go through batches: reads and inflates gathered per
+// turn of the event loop (CompressedReader), zstd compression on worker
+// threads (ZstdPool). Batching must not change what each cluster gets.
+import t from 'tap'
+import crypto from 'node:crypto'
+import type { ByteStore } from '../src/io/byte-store.js'
+import { BlockError } from '../src/cli/errors.js'
+import { CompressedReader } from '../src/formats/qcow2/compressed-reader.js'
+import { ZstdPool } from '../src/formats/qcow2/zstd-pool.js'
+import { decompressCluster, decompressClusters } from '../src/formats/qcow2/compress.js'
+import { compressCluster } from '../src/formats/qcow2/compress-write.js'
+import { COMPRESSION_ZLIB, COMPRESSION_ZSTD } from '../src/formats/qcow2/header.js'
+
+/** A store over `bytes` that records its reads, and fails those touching `badAt`. */
+function fakeStore (bytes: Buffer, badAt = -1): ByteStore & { reads: Array<[number, number]> } {
+  const reads: Array<[number, number]> = []
+  return {
+    reads,
+    async read (buf: Buffer, offset: number) {
+      reads.push([offset, buf.length])
+      if (badAt >= offset && badAt < offset + buf.length) throw new BlockError('Input/output error', 'EIO')
+      return bytes.copy(buf, 0, offset, offset + buf.length)
+    },
+  } as unknown as ByteStore & { reads: Array<[number, number]> }
+}
+
+/** "Decompress" by returning each span's bytes; a span starting with 0xee fails alone. */
+const identity = async (input: Buffer, spans: Array<[number, number]>) =>
+  spans.map(([at, len]) => input[at] === 0xee ? new BlockError('Could not decompress cluster', 'EIO') : Buffer.from(input.subarray(at, at + len)))
+
+t.test('clusters asked for in one turn share reads; far ones do not; each gets its own bytes', async t => {
+  const bytes = crypto.randomBytes(64 << 20)
+  const store = fakeStore(bytes)
+  const reader = new CompressedReader(store, identity)
+  // ten back to back (with a sector of padding between), two far away
+  const wanted: Array<[number, number]> = Array.from({ length: 10 }, (_, i) => [4096 + i * 1536, 1000])
+  wanted.push([40 << 20, 700], [41 << 20, 900])
+  for (const [at] of wanted) if (bytes[at] === 0xee) bytes[at] = 0
+  const got = await Promise.all(wanted.map(([at, len]) => reader.load(at, len)))
+  got.forEach((g, i) => t.ok(g.equals(bytes.subarray(wanted[i][0], wanted[i][0] + wanted[i][1])), `cluster ${i}`))
+  t.same(store.reads.map(r => r[0]).sort((a, b) => a - b), [4096, 40 << 20, 41 << 20], 'three reads')
+})
+
+t.test('a cluster that fails to decompress fails alone; a failed read fails its group', async t => {
+  const bytes = Buffer.alloc(1 << 20, 1)
+  bytes[8192] = 0xee
+  const reader = new CompressedReader(fakeStore(bytes, 512 << 10), identity)
+  const results = await Promise.allSettled([0, 4096, 8192, 12288].map(at => reader.load(at, 1000)).concat([reader.load((512 << 10) - 100, 1000)]))
+  t.same(results.map(r => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected'])
+})
+
+t.test('zlib and zstd clusters decompress the same in a batch as alone, broken ones fail alone', async t => {
+  const cs = 65536
+  const clusters = Array.from({ length: 9 }, (_, i) => Buffer.from(`cluster ${i} `.repeat(8000)).subarray(0, cs))
+  for (const type of [COMPRESSION_ZLIB, COMPRESSION_ZSTD]) {
+    const packed = await Promise.all(clusters.map(c => compressCluster(type, c)))
+    const input = Buffer.concat(packed.map(p => p!))
+    const spans: Array<[number, number]> = []
+    let at = 0
+    for (const p of packed) { spans.push([at, p!.length]); at += p!.length }
+    // break cluster 4: its stream is cut short
+    spans[4] = [spans[4][0], 10]
+    const results = await decompressClusters(type, input, spans, cs)
+    results.forEach((r, i) => {
+      if (i === 4) t.ok(r instanceof BlockError, `type ${type}: the broken cluster fails`)
+      else t.ok(Buffer.isBuffer(r) && r.equals(clusters[i]), `type ${type}: cluster ${i}`)
+    })
+    t.ok((await decompressCluster(type, packed[2]!, cs)).equals(clusters[2]), `type ${type}: one cluster alone`)
+  }
+})
+
+t.test('the zstd pool gives what compressing in place gives, after it starts', async t => {
+  const cs = 65536
+  let inPlace = 0
+  const pool = new ZstdPool(3, input => {
+    inPlace++
+    return null // marks what was compressed in place: a real frame is never null for this text
+  })
+  const clusters = Array.from({ length: 100 }, (_, i) => i === 50 ? crypto.randomBytes(cs) : Buffer.from(`${i} zstd pool `.repeat(6000)).subarray(0, cs))
+  const out = await Promise.all(clusters.map(c => pool.compress(c)))
+  t.equal(inPlace, 32, 'the first 32 clusters are compressed in place')
+  for (let i = 32; i < clusters.length; i++) {
+    if (i === 50) { t.equal(out[i], null, 'random data: not smaller, stored plainly'); continue }
+    t.ok(out[i] && (await decompressCluster(COMPRESSION_ZSTD, out[i]!, cs)).equals(clusters[i]), `cluster ${i} round-trips`)
+  }
+})
