@@ -12,6 +12,14 @@ const { createRequire } = require('node:module')
 
 /** Compile dist/qimg.cjs (from the cache if V8 takes it); null if it is missing. */
 function compileBundle () {
+  // V8 optimizes a function once it has run a while; its default budget suits
+  // long-lived servers, and a command's whole life is a few hundred ms: it
+  // spent ~100 ms of CPU compiling lukewarm code on the other core, which
+  // the copy's I/O threads wanted. A budget 8x larger keeps that for truly
+  // hot loops (measured: compressed convert -20%, zstd -c -14%, JS ciphers
+  // +3%). Set before compiling: V8 takes a code cache only under the flags
+  // it was made with.
+  require('node:v8').setFlagsFromString('--interrupt-budget=1000000')
   const file = path.join(__dirname, '..', 'dist', 'qimg.cjs')
   let source
   try { source = fs.readFileSync(file, 'utf8') } catch { return null }
@@ -22,13 +30,6 @@ function compileBundle () {
 }
 
 function launch (program) {
-  // V8 optimizes a function once it has run a while; its default budget suits
-  // long-lived servers, and a command's whole life is a few hundred ms: it
-  // spent ~100 ms of CPU compiling lukewarm code on the other core, which
-  // the copy's I/O threads wanted. A budget 8x larger keeps that for truly
-  // hot loops (measured: compressed convert -20%, zstd -c -14%, JS ciphers
-  // +3%). Set before compiling, so the code cache (made the same way) fits.
-  require('node:v8').setFlagsFromString('--interrupt-budget=1000000')
   const bundle = compileBundle()
   if (!bundle) {
     process.stderr.write(`${program}: qimg is not built (dist/qimg.cjs is missing): run npm run build\n`)
