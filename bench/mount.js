@@ -53,10 +53,10 @@ const mounted = mp => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n'
 function withQimgMount (args, fn) {
   const mp = fs.mkdtempSync(path.join(os.tmpdir(), 'qimg-bench-mnt-'))
   try {
-    sh(process.execPath, [QIMG, 'mount', ...args, mp])
+    sh(QIMG, ['mount', ...args, mp])
     return fn(mp)
   } finally {
-    if (mounted(mp)) spawnSync(process.execPath, [QIMG, 'umount', mp])
+    if (mounted(mp)) spawnSync(QIMG, ['umount', mp])
     fs.rmdirSync(mp)
   }
 }

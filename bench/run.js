@@ -138,9 +138,9 @@ function hasCommand (name) {
   return fs.existsSync(path.join(ROOT, 'dist/commands', `${name}.js`))
 }
 
-function timeOnce (cmd, args, dir) {
+function timeOnce (cmd, args, dir, env = process.env) {
   const t0 = process.hrtime.bigint()
-  const r = spawnSync(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
+  const r = spawnSync(cmd, args, { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`)
   return ms
@@ -153,10 +153,17 @@ function main () {
   }
   const base = fs.mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'qimg-bench-'))
   console.log(`best of ${RUNS} runs, in ${base}`)
-  // what no Node program can go below: qimg's floor for short commands (info, measure)
+  // what no Node program can go below: qimg's floor for short commands (info, measure).
+  // The bins start Node without NODE_EXTRA_CA_CERTS (see their shebang): with
+  // it, Node parses that certificate file first, which some machines make slow.
+  const noCerts = { ...process.env }
+  delete noCerts.NODE_EXTRA_CA_CERTS
   let nodeStart = Infinity
-  for (let i = 0; i < RUNS; i++) nodeStart = Math.min(nodeStart, timeOnce(process.execPath, ['-e', '0'], base))
-  console.log(`bare node start-up (node -e 0): ${nodeStart.toFixed(0)} ms`)
+  for (let i = 0; i < RUNS; i++) nodeStart = Math.min(nodeStart, timeOnce(process.execPath, ['-e', '0'], base, noCerts))
+  let withCerts = Infinity
+  if (process.env.NODE_EXTRA_CA_CERTS) for (let i = 0; i < RUNS; i++) withCerts = Math.min(withCerts, timeOnce(process.execPath, ['-e', '0'], base))
+  console.log(`bare node start-up (node -e 0): ${nodeStart.toFixed(0)} ms` +
+    (Number.isFinite(withCerts) ? ` (${withCerts.toFixed(0)} ms with this machine's NODE_EXTRA_CA_CERTS, which qimg's bins drop)` : ''))
   console.log(`${'case'.padEnd(46)} ${'qemu-img'.padStart(10)} ${'qimg'.padStart(10)} ${'ratio'.padStart(7)}`)
   try {
     for (const c of CASES) {
@@ -174,7 +181,8 @@ function main () {
         c.reset?.(dir)
         qemu = Math.min(qemu, timeOnce('qemu-img', c.args, dir))
         c.reset?.(dir)
-        qimg = Math.min(qimg, timeOnce(process.execPath, [QIMG, ...c.args], dir))
+        // the bin itself, as a user runs it (its shebang picks node's options)
+        qimg = Math.min(qimg, timeOnce(QIMG, c.args, dir))
       }
       c.reset?.(dir)
       fs.rmSync(dir, { recursive: true, force: true })

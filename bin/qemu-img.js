@@ -1,3 +1,3 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node
 // The same CLI under qemu-img's name, so scripts written for qemu-img run unchanged.
 require('./launch.cjs').launch('qemu-img')
