@@ -84,3 +84,15 @@ t.test('the zstd pool gives what compressing in place gives, after it starts', a
     t.ok(out[i] && (await decompressCluster(COMPRESSION_ZSTD, out[i]!, cs)).equals(clusters[i]), `cluster ${i} round-trips`)
   }
 })
+
+t.test('a zstd worker that fails: what it held, and everything after, is compressed in place', async t => {
+  const dir = t.testdir({ 'broken-worker.mjs': 'throw new Error("this worker cannot start")\n' })
+  let inPlace = 0
+  const pool = new ZstdPool(3, input => { inPlace++; return input.subarray(0, 10) }, `${dir}/broken-worker.mjs`)
+  const clusters = Array.from({ length: 80 }, (_, i) => Buffer.alloc(65536, i))
+  const out = await Promise.all(clusters.map(c => pool.compress(c)))
+  t.equal(inPlace, 80, 'every cluster was compressed, in place')
+  t.ok(out.every((o, i) => o !== null && o.equals(clusters[i].subarray(0, 10))))
+  // and later requests do not wait for the pool
+  t.ok((await pool.compress(clusters[0]))?.equals(clusters[0].subarray(0, 10)))
+})

@@ -28,7 +28,9 @@ export class ZstdPool {
   private scheduled = false
   private nextId = 0
 
-  constructor (private readonly level: number, private readonly inPlace: CompressInPlace) {}
+  /** `script`: the worker's module (tests point it elsewhere) */
+  constructor (private readonly level: number, private readonly inPlace: CompressInPlace,
+    private readonly script = path.join(projectRoot(), 'dist/src/formats/qcow2/zstd-worker.js')) {}
 
   /** The zstd frame of one cluster, or null when it would not be smaller. */
   compress (input: Buffer): Promise<Buffer | null> {
@@ -86,7 +88,8 @@ export class ZstdPool {
     this.broken = true
     for (const part of m.pending.values()) for (const w of part) this.settleInPlace(w)
     m.pending.clear()
-    for (const other of this.members ?? []) other.worker.unref()
+    m.worker.unref()
+    // the other workers finish what they hold (each unrefs itself when idle)
   }
 
   private settleInPlace (w: Wanted): void {
@@ -99,7 +102,7 @@ export class ZstdPool {
 
   private start (): Member[] | null {
     if (this.members || this.broken) return this.members
-    const script = path.join(projectRoot(), 'dist/src/formats/qcow2/zstd-worker.js')
+    const script = this.script
     const count = Math.max(1, Math.min(os.availableParallelism(), 4))
     try {
       this.members = Array.from({ length: count }, () => {
