@@ -10,6 +10,8 @@ const path = require('node:path')
 const vm = require('node:vm')
 const { createRequire } = require('node:module')
 
+const V8_FLAG = '--interrupt-budget=1000000'
+
 /** Compile dist/qimg.cjs (from the cache if V8 takes it); null if it is missing. */
 function compileBundle () {
   // V8 optimizes a function once it has run a while; its default budget suits
@@ -19,7 +21,8 @@ function compileBundle () {
   // hot loops (measured: compressed convert -20%, zstd -c -14%, JS ciphers
   // +3%). Set before compiling: V8 takes a code cache only under the flags
   // it was made with.
-  require('node:v8').setFlagsFromString('--interrupt-budget=1000000')
+  // (The bins pass it on node's command line, which spares loading node:v8.)
+  if (!process.execArgv.includes(V8_FLAG)) require('node:v8').setFlagsFromString(V8_FLAG)
   const file = path.join(__dirname, '..', 'dist', 'qimg.cjs')
   let source
   try { source = fs.readFileSync(file, 'utf8') } catch { return null }
