@@ -63,7 +63,10 @@ export class ReadAheadView implements View {
       const st = await this.inner.blockStatus(pos, this.size - pos)
       const extentEnd = pos + Math.max(1, Math.min(st.length, this.size - pos))
       if (st.kind === 'data' && st.hostOffset === undefined) {
-        const n = Math.min(extentEnd, end) - pos
+        // the rest of the window at once: prefetch walks it in one go (and
+        // passes over cheap runs itself), and the image reads and
+        // decompresses its clusters together
+        const n = (this.inner.prefetch ? end : Math.min(extentEnd, end)) - pos
         if (this.inner.prefetch) await this.inner.prefetch(pos, n)
         else await this.inner.read(Buffer.allocUnsafe(n), pos)
         pos += n
