@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import crypto from 'node:crypto'
+import { execFileSync } from 'node:child_process'
 import { FileStore, setInlineCachedReads } from '../src/io/file-store.js'
 import { native, allocIoBuffer } from '../src/io/native.js'
 
@@ -38,6 +39,27 @@ for (const where of [os.tmpdir(), '/dev/shm']) {
     }
   })
 }
+
+t.test('data not in the page cache is refused inline (EAGAIN) and read through the pool instead', async t => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qimg-nocache-'))
+  t.teardown(() => { setInlineCachedReads(false); fs.rmSync(dir, { recursive: true }) })
+  const file = path.join(dir, 'f')
+  const bytes = crypto.randomBytes(1 << 20)
+  fs.writeFileSync(file, bytes)
+  // written back, then dropped from the page cache (posix_fadvise DONTNEED through dd)
+  execFileSync('sync', [file])
+  execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])
+  const store = await FileStore.open(file, { writable: false })
+  t.teardown(() => store.close())
+  const probe = Buffer.alloc(65536)
+  const n = native()!.preadCached!(store.fd, probe, 512 << 10)
+  if (n !== -11) return t.skip(`this file system kept or refused the data (${n})`)
+  t.pass('a read that would wait for the disk is refused, not done on the JS thread')
+  setInlineCachedReads(true)
+  const buf = Buffer.alloc(65536)
+  t.equal(await store.read(buf, 512 << 10), 65536)
+  t.ok(buf.equals(bytes.subarray(512 << 10, (512 << 10) + 65536)), 'the pool read gives the bytes')
+})
 
 t.test('I/O buffers are page-aligned when the addon is there', async t => {
   // O_DIRECT reads need aligned memory (EINVAL otherwise): they tell from JS

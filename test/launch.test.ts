@@ -5,6 +5,7 @@ import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
+import { spawnSync } from 'node:child_process'
 import { COMMANDS } from '../src/cli/commands.js'
 import { ROOT, qimg } from './helpers/run.js'
 
@@ -39,5 +40,18 @@ t.test('names that are not commands are refused as qemu-img refuses them', async
     const r = qimg([name])
     t.equal(r.code, 1, name)
     t.equal(r.stderr, `qemu-img: Command not found: ${name}\nTry 'qemu-img --help' for more information\n`, name)
+  }
+})
+
+t.test('run as executables, the bins start node without NODE_EXTRA_CA_CERTS', async t => {
+  // a certificate file that cannot be loaded makes node warn at start-up, before any script runs
+  const env = { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/qimg-test-ca.pem' }
+  const viaNode = spawnSync(process.execPath, [path.join(ROOT, 'bin/qemu-img.js'), '--version'], { env, encoding: 'utf8' })
+  t.match(viaNode.stderr, /extra certs/, 'node itself does read it (the check can fail)')
+  for (const bin of ['bin/qemu-img.js', 'bin/run.js']) {
+    const r = spawnSync(path.join(ROOT, bin), ['--version'], { env, encoding: 'utf8' })
+    t.equal(r.status, 0, bin)
+    t.equal(r.stderr, '', `${bin}: no certificate file read`)
+    t.match(r.stdout, /version 7\.2/, bin)
   }
 })

@@ -7,7 +7,6 @@
 // Defaults: aes-256, xts, plain64, sha256, iter-time 2000 ms.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { BlockError } from '../../cli/errors.js'
-import type { CreateOptionSpec } from '../../block/types.js'
 import {
   CIPHER_MODES, HASH_ALGS, IVGEN_ALGS, QAPI_CIPHER_ALGS, findCipher, requireRunnable,
   type CipherMode, type HashAlg, type IvGenAlg,
@@ -23,19 +22,7 @@ import { luksModeString, type LuksSpec } from './spec.js'
 
 export const DEFAULT_ITER_TIME = 2000
 
-/**
- * The algorithm options of LUKS creation with qemu-img's help texts, in
- * qemu's definition order (the order of the "Formatting" line; `-o help`
- * sorts them). The luks format lists them after size and key-secret.
- */
-export const LUKS_ALGORITHM_OPTIONS: CreateOptionSpec[] = [
-  { name: 'cipher-alg', type: 'string', help: 'Name of encryption cipher algorithm' },
-  { name: 'cipher-mode', type: 'string', help: 'Name of encryption cipher mode' },
-  { name: 'ivgen-alg', type: 'string', help: 'Name of IV generator algorithm' },
-  { name: 'ivgen-hash-alg', type: 'string', help: 'Name of IV generator hash algorithm' },
-  { name: 'hash-alg', type: 'string', help: 'Name of encryption hash algorithm' },
-  { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' },
-]
+export { LUKS_ALGORITHM_OPTIONS } from './option-specs.js'
 const SLOT_ALIGN = 4096
 
 /** Creation options, in qemu's names and defaults (QCryptoBlockCreateOptionsLUKS). */

@@ -14,7 +14,7 @@ import type {
 import { FileStore } from '../../io/file-store.js'
 import { LuksVolume, regionIO } from '../../crypto/luks/volume.js'
 import { passwordSecret } from '../../crypto/secret.js'
-import { LUKS_ALGORITHM_OPTIONS } from '../../crypto/luks/create.js'
+import { LUKS_ALGORITHM_OPTIONS } from '../../crypto/luks/option-specs.js'
 import { LUKS_AMEND_OPTIONS } from '../../crypto/luks/amend.js'
 import type { SecretStore } from '../../block/secrets.js'
 

@@ -3,20 +3,9 @@
 // frame. Returns null when the result would not be smaller than the cluster
 // minus one byte: qemu then stores the cluster uncompressed.
 import zlib from 'node:zlib'
-import { createRequire } from 'node:module'
+import { zstd } from './zstd-binding.js'
 import { COMPRESSION_ZSTD } from './header.js'
 import { ZstdPool } from './zstd-pool.js'
-
-interface ZstdCompress {
-  compress(dst: Uint8Array, src: Uint8Array, level: number): number
-  compressBound(n: number): number
-}
-
-let zstdBinding: ZstdCompress | undefined
-function zstd (): ZstdCompress {
-  if (!zstdBinding) zstdBinding = createRequire(import.meta.url)('zstd-napi/binding') as ZstdCompress
-  return zstdBinding
-}
 
 function deflateRaw (input: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {

@@ -2,21 +2,10 @@
 // A compressed cluster's stored length is rounded up to 512-byte sectors, so
 // the stream is followed by padding that must be ignored.
 import zlib from 'node:zlib'
-import { createRequire } from 'node:module'
+import { zstd } from './zstd-binding.js'
 import { BlockError } from '../../cli/errors.js'
 import { COMPRESSION_ZSTD } from './header.js'
 import { native } from '../../io/native.js'
-
-interface ZstdBinding {
-  findFrameCompressedSize(buf: Uint8Array): number
-  DCtx: new () => { decompressStream(dst: Uint8Array, src: Uint8Array): [number, number, number] }
-}
-
-let zstdBinding: ZstdBinding | undefined
-function zstd (): ZstdBinding {
-  if (!zstdBinding) zstdBinding = createRequire(import.meta.url)('zstd-napi/binding') as ZstdBinding
-  return zstdBinding
-}
 
 /** Without the native addon: inflate on the JS thread. */
 function inflateRaw (input: Buffer, clusterSize: number): Promise<Buffer> {

@@ -2,11 +2,13 @@
 // (convert, a mount's read-ahead) asks for many compressed clusters at once;
 // taken one by one, each cost a read and an inflate handed to libuv's pool
 // and back, and those hand-offs, not the inflating, were most of the time.
-// Requests made in the same turn of the event loop are gathered: clusters
-// that sit close together in the file (qemu writes them back to back) are
-// read with one pread and decompressed by one call per half of the group.
+// Requests made in the same turn of the event loop are gathered (TurnBatch):
+// clusters that sit close together in the file (qemu writes them back to
+// back) are read with one pread and decompressed by one call per half of
+// the group.
 import type { ByteStore } from '../../io/byte-store.js'
 import type { BlockError } from '../../cli/errors.js'
+import { TurnBatch } from './turn-batch.js'
 
 /** a gathered group is read in one piece up to this size */
 const MAX_GROUP_BYTES = 4 << 20
@@ -23,26 +25,17 @@ interface Wanted {
 }
 
 export class CompressedReader {
-  private queue: Wanted[] = []
-  private scheduled = false
+  private readonly pending = new TurnBatch<Wanted>(batch => this.flush(batch))
 
   constructor (private readonly store: ByteStore, private readonly decompress: Decompress) {}
 
   /** The decompressed cluster stored as `size` bytes at `offset` of the file. */
   load (offset: number, size: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ offset, size, resolve, reject })
-      if (!this.scheduled) {
-        this.scheduled = true
-        setImmediate(() => this.flush())
-      }
-    })
+    return new Promise((resolve, reject) => this.pending.add({ offset, size, resolve, reject }))
   }
 
-  private flush (): void {
-    this.scheduled = false
-    const wanted = this.queue.sort((a, b) => a.offset - b.offset)
-    this.queue = []
+  private flush (wanted: Wanted[]): void {
+    wanted.sort((a, b) => a.offset - b.offset)
     let group: Wanted[] = []
     let groupEnd = 0
     for (const w of wanted) {

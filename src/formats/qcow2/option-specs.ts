@@ -2,18 +2,15 @@
 // so that opening a qcow2 image (which hands the driver's option list to the
 // registry) does not load create's validation code.
 import type { CreateOptionSpec } from '../../block/types.js'
+import { LUKS_ALGORITHM_OPTIONS } from '../../crypto/luks/option-specs.js'
 
 /** In the order qemu-img prints them on its "Formatting" line (`-o help` sorts them). */
 export const QCOW2_CREATE_OPTIONS: CreateOptionSpec[] = [
   { name: 'encryption', type: 'bool', help: 'Encrypt the image with format \'aes\'. (Deprecated in favor of encrypt.format=aes)' },
   { name: 'encrypt.format', type: 'string', help: 'Encrypt the image, format choices: \'aes\', \'luks\'' },
   { name: 'encrypt.key-secret', type: 'string', help: 'ID of secret providing qcow AES key or LUKS passphrase' },
-  { name: 'encrypt.cipher-alg', type: 'string', help: 'Name of encryption cipher algorithm' },
-  { name: 'encrypt.cipher-mode', type: 'string', help: 'Name of encryption cipher mode' },
-  { name: 'encrypt.ivgen-alg', type: 'string', help: 'Name of IV generator algorithm' },
-  { name: 'encrypt.ivgen-hash-alg', type: 'string', help: 'Name of IV generator hash algorithm' },
-  { name: 'encrypt.hash-alg', type: 'string', help: 'Name of encryption hash algorithm' },
-  { name: 'encrypt.iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' },
+  // the LUKS algorithm options (qcow2's encrypt.format=luks), under encrypt.
+  ...LUKS_ALGORITHM_OPTIONS.map(o => ({ ...o, name: `encrypt.${o.name}` })),
   { name: 'cluster_size', type: 'size', help: 'qcow2 cluster size', defaultValue: '65536' },
   { name: 'extended_l2', type: 'bool', help: 'Extended L2 tables', defaultValue: 'off' },
   { name: 'preallocation', type: 'string', help: 'Preallocation mode (allowed values: off, metadata, falloc, full)' },

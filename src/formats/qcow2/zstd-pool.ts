@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads'
 import os from 'node:os'
 import path from 'node:path'
 import { projectRoot } from '../../project-root.js'
+import { TurnBatch } from './turn-batch.js'
 
 export type CompressInPlace = (input: Buffer) => Buffer | null
 
@@ -24,8 +25,7 @@ export class ZstdPool {
   private members: Member[] | null = null
   private broken = false
   private seen = 0
-  private queue: Wanted[] = []
-  private scheduled = false
+  private readonly pending = new TurnBatch<Wanted>(batch => this.flush(batch))
   private nextId = 0
 
   /** `script`: the worker's module (tests point it elsewhere) */
@@ -35,19 +35,10 @@ export class ZstdPool {
   /** The zstd frame of one cluster, or null when it would not be smaller. */
   compress (input: Buffer): Promise<Buffer | null> {
     if (this.broken || ++this.seen <= CLUSTERS_BEFORE_POOL) return Promise.resolve(this.inPlace(input))
-    return new Promise((resolve, reject) => {
-      this.queue.push({ input, resolve, reject })
-      if (!this.scheduled) {
-        this.scheduled = true
-        setImmediate(() => this.flush())
-      }
-    })
+    return new Promise((resolve, reject) => this.pending.add({ input, resolve, reject }))
   }
 
-  private flush (): void {
-    this.scheduled = false
-    const batch = this.queue
-    this.queue = []
+  private flush (batch: Wanted[]): void {
     const members = this.start()
     if (!members) {
       for (const w of batch) this.settleInPlace(w)

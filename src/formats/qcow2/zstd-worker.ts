@@ -5,21 +5,15 @@
 // the size of cluster i's frame in `output` (frames back to back), or -1
 // when it would not be smaller than the cluster (stored plainly, as qemu does).
 import { parentPort } from 'node:worker_threads'
-import { createRequire } from 'node:module'
-
-interface ZstdBinding {
-  compressBound(n: number): number
-  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number }
-}
+import { zstd } from './zstd-binding.js'
 
 interface Job { id: number, input: Uint8Array, size: number, level: number }
 
-const zstd = createRequire(import.meta.url)('zstd-napi/binding') as ZstdBinding
-const cctx = new zstd.CCtx()
+const cctx = new (zstd().CCtx)()
 
 parentPort!.on('message', (job: Job) => {
   const count = job.input.length / job.size
-  const bound = zstd.compressBound(job.size)
+  const bound = zstd().compressBound(job.size)
   const output = new Uint8Array(bound * count)
   const lengths = new Int32Array(count)
   let at = 0
