@@ -13,7 +13,8 @@ import { COMPRESSION_ZLIB, COMPRESSION_ZSTD } from '../src/formats/qcow2/header.
 import fs from 'node:fs'
 import path from 'node:path'
 import { openImage } from '../src/block/open.js'
-import { qemuImg, qemuImgOk } from './helpers/run.js'
+import { qemuImg, qemuImgOk, qimg } from './helpers/run.js'
+import { allocation } from './helpers/convert.js'
 import { qemuRaw } from './helpers/write-model.js'
 
 /** A store over `bytes` that records its reads, and fails those touching `badAt`. */
@@ -124,5 +125,34 @@ t.test('a run of packed clusters lands exactly as one write per cluster would pu
     t.ok(fs.readFileSync(files[0]).equals(fs.readFileSync(files[1])), `${type}: the two files are byte for byte the same`)
     t.equal(qemuImg(['check', files[1]]).code, 0, `${type}: qemu-img check is clean`)
     t.ok(qemuRaw(files[1], dir).equals(data.subarray(0, size)), `${type}: qemu-img reads back the data`)
+  }
+})
+
+t.test('the zstd pool takes clusters of different sizes in one batch', async t => {
+  let inPlace = 0
+  const pool = new ZstdPool(3, () => { inPlace++; return null })
+  for (let i = 0; i < 32; i++) await pool.compress(Buffer.alloc(512)) // past the in-place start
+  const clusters = [4096, 65536, 512, 65536, 2048].map((n, i) => Buffer.from(`mixed ${i} `.repeat(n)).subarray(0, n))
+  const out = await Promise.all(clusters.map(c => pool.compress(c)))
+  for (const [i, c] of clusters.entries()) {
+    t.ok(out[i] && (await decompressCluster(COMPRESSION_ZSTD, out[i]!, c.length)).equals(c), `cluster of ${c.length} bytes`)
+  }
+  t.equal(inPlace, 32, 'the batch went to the workers')
+})
+
+t.test('convert -c with zstd ends, whatever batch sizes the pool gets, and matches qemu-img', async t => {
+  // the pool starts after 32 clusters: 33 leaves one worker idle, which must not keep qimg running
+  const dir = t.testdir()
+  const f = (n: string) => path.join(dir, n)
+  for (const clusters of [33, 34, 70]) {
+    fs.writeFileSync(f('src.raw'), Buffer.from(`convert ${clusters} `.repeat(clusters * 6000)).subarray(0, clusters * 65536))
+    for (const out of ['q.qcow2', 'm.qcow2']) fs.rmSync(f(out), { force: true })
+    const args = ['convert', '-c', '-O', 'qcow2', '-o', 'compression_type=zstd', 'src.raw']
+    const q = qemuImg([...args, 'q.qcow2'], { cwd: dir })
+    const m = qimg([...args, 'm.qcow2'], { cwd: dir, timeout: 30_000 })
+    t.same([m.code, m.stdout, m.stderr], [q.code, q.stdout, q.stderr], `${clusters} clusters: same run, and it ended`)
+    t.equal(allocation(f('m.qcow2')), allocation(f('q.qcow2')), `${clusters} clusters: same allocation`)
+    t.equal(qemuImg(['compare', f('m.qcow2'), f('src.raw')]).code, 0, `${clusters} clusters: same content`)
+    t.equal(qemuImg(['check', f('m.qcow2')]).code, 0, `${clusters} clusters: qemu-img check is clean`)
   }
 })

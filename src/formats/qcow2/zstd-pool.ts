@@ -49,14 +49,15 @@ export class ZstdPool {
   }
 
   private send (m: Member, part: Wanted[]): void {
-    const size = part[0].input.length
-    // inputs of one batch are whole clusters, all the same size
-    const input = new Uint8Array(size * part.length)
-    part.forEach((w, i) => input.set(w.input, i * size))
+    // clusters back to back (images of different cluster sizes may share a batch)
+    const sizes = new Int32Array(part.map(w => w.input.length))
+    const input = new Uint8Array(sizes.reduce((a, b) => a + b, 0))
+    let at = 0
+    for (const w of part) { input.set(w.input, at); at += w.input.length }
     const id = this.nextId++
     m.pending.set(id, part)
     m.worker.ref()
-    m.worker.postMessage({ id, input, size, level: this.level }, [input.buffer])
+    m.worker.postMessage({ id, input, sizes, level: this.level }, [input.buffer, sizes.buffer])
   }
 
   private onReply (m: Member, r: Reply): void {
@@ -98,10 +99,12 @@ export class ZstdPool {
     try {
       this.members = Array.from({ length: count }, () => {
         const m: Member = { worker: new Worker(script), pending: new Map() }
-        m.worker.unref()
         m.worker.on('message', (r: Reply) => this.onReply(m, r))
         m.worker.on('error', () => this.onFailure(m))
         m.worker.on('exit', () => { if (m.pending.size > 0) this.onFailure(m) })
+        // after the listeners: adding a 'message' listener refs the worker's
+        // port again, and an idle worker must not keep the process alive
+        m.worker.unref()
         return m
       })
     } catch {
