@@ -5,7 +5,6 @@ import { QemuError, UsageError } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
 import { parseSize, SizeError } from '../src/cli/sizes.js'
 import { out, report } from '../src/cli/output.js'
-import { programName } from '../src/cli/program.js'
 import type { Preallocation } from '../src/block/types.js'
 import { resizeImage, ShrinkRefused } from '../src/ops/resize.js'
 
@@ -83,7 +82,7 @@ export default class Resize extends QemuCommand {
     } catch (e) {
       if (e instanceof ShrinkRefused) {
         report(e.message)
-        process.stderr.write(`${programName()}: warning: ${e.warning}\n`)
+        report(`warning: ${e.warning}`)
         return 1
       }
       throw e

@@ -199,6 +199,18 @@ t.test('L2 tables and clusters (map reads them)', t => compare(t, [
   { name: 'extended L2: standard zero flag is ignored', options: 'extended_l2=on', io: ['write -P 1 0 4k'], craft: c => c.orU64(L2, 1n) },
 ], [['map', '--output=json'], ['map']]))
 
+// map's answers run on across L2 tables (they merge anyway): a broken table
+// or entry further on must end the entry before it, then fail, as in qemu-img
+const TWO_TABLES = ['write -P 1 0 64k', 'write -P 2 1G 64k']
+const L2B = 0x60000 // the second table (guest offset 1G), data at 0x70000
+t.test('a broken second L2 table (map walks across tables)', t => compare(t, [
+  { name: 'second L2 table unaligned', craft: c => c.u64(L1 + 16, (1n << 63n) | BigInt(L2B + 512)) },
+  { name: 'unallocated L1 entry pointing at an unaligned table', craft: c => c.u64(L1 + 8, (1n << 63n) | BigInt(L2 + 512)) },
+  { name: 'second L1 entry with reserved bits', craft: c => c.orU64(L1 + 16, 1n << 60n) },
+  { name: 'data cluster unaligned in the second table', craft: c => c.u64(L2B, (1n << 63n) | 0x70200n) },
+  { name: 'second table past the end', craft: c => c.u64(L1 + 16, (1n << 63n) | (1n << 30n)) },
+].map(c => ({ ...c, io: TWO_TABLES, size: '2G' })), [['map', '--output=json'], ['map']]))
+
 /** An image with three bitmaps (qemu-img bitmap), then patched by `craft`. */
 function bitmapCase (name: string, craft: (c: Crafted, dir: number) => unknown): Case {
   return {

@@ -4,7 +4,7 @@
 // written once here.
 import { BlockError } from '../cli/errors.js'
 import type { ByteStore } from '../io/byte-store.js'
-import type { Extent, Image, ImageDetails, LayerStatus, WriteZeroesOptions } from './types.js'
+import type { Extent, Image, ImageDetails, LayerStatus, StatusOptions, WriteZeroesOptions } from './types.js'
 
 export abstract class ImageBase implements Image {
   abstract readonly format: string
@@ -15,7 +15,7 @@ export abstract class ImageBase implements Image {
   constructor (readonly filename: string, readonly store: ByteStore, public size: number, readonly readOnly: boolean) {}
 
   /** status of [offset, offset+length) in this layer; length is clipped to `size` by the caller */
-  abstract layerStatus (offset: number, length: number): Promise<LayerStatus>
+  abstract layerStatus (offset: number, length: number, opts?: StatusOptions): Promise<LayerStatus>
 
   /** read a range inside one extent this layer reported as 'data' (`status` is that report) */
   protected abstract readData (buf: Buffer, offset: number, status: LayerStatus): Promise<void>
@@ -102,13 +102,13 @@ export abstract class ImageBase implements Image {
     if (inside < buf.length) buf.fill(0, inside)
   }
 
-  async blockStatus (offset: number, length: number): Promise<Extent> {
+  async blockStatus (offset: number, length: number, opts?: StatusOptions): Promise<Extent> {
     this.checkRange(offset, length)
     let img: Image = this
     let depth = 0
     let len = length
     for (;;) {
-      const st = await img.layerStatus(offset, len)
+      const st = await img.layerStatus(offset, len, opts)
       len = Math.min(st.length, len)
       const below = img.backing
       if (st.kind !== 'unallocated' || !below || offset >= below.size) {

@@ -25,6 +25,17 @@ export interface LayerStatus {
   checkHost?: boolean
 }
 
+/** How a status query may be answered. */
+export interface StatusOptions {
+  /**
+   * Let one answer run on past the end of the format's metadata table (a
+   * qcow2 L2 table) while the status stays the same. Only for callers that
+   * merge neighbouring answers anyway (map): convert, measure, commit and
+   * rebase act on where answers end, and qemu's answers stop at table ends.
+   */
+  wide?: boolean
+}
+
 /** Allocation status through the whole chain: the one source of allocation truth. */
 export interface Extent extends LayerStatus {
   offset: number
@@ -82,9 +93,9 @@ export interface Image extends ImageCapabilities {
   writeZeroes(offset: number, length: number, opts?: WriteZeroesOptions): Promise<void>
   discard(offset: number, length: number): Promise<void>
   /** status within this image only (no backing) */
-  layerStatus(offset: number, length: number): Promise<LayerStatus>
+  layerStatus(offset: number, length: number, opts?: StatusOptions): Promise<LayerStatus>
   /** status through the chain, with depth */
-  blockStatus(offset: number, length: number): Promise<Extent>
+  blockStatus(offset: number, length: number, opts?: StatusOptions): Promise<Extent>
   details(): Promise<ImageDetails>
   flush(): Promise<void>
   /** close this image and its backing chain */

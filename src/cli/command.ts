@@ -7,7 +7,7 @@
 // would dominate short commands like `info` (see main.ts).
 import { getopt, type OptionSpec, type ParsedArgs } from './getopt.js'
 import { BlockError, QemuError, QemuErrorLines, UsageError } from './errors.js'
-import { out, report } from './output.js'
+import { err, out, report } from './output.js'
 import { programName } from './program.js'
 
 export abstract class QemuCommand {
@@ -60,20 +60,20 @@ export abstract class QemuCommand {
 export function reportError (e: unknown): void {
   if (e instanceof UsageError) {
     report(e.message)
-    process.stderr.write(`Try '${programName()} --help' for more information\n`)
+    err(`Try '${programName()} --help' for more information\n`)
     process.exitCode = 1
   } else if (e instanceof QemuError) {
     if (e instanceof QemuErrorLines) e.lines.forEach(l => report(l))
     else if (e.message) report(e.message)
-    if (e.hint) process.stderr.write(e.hint)
+    if (e.hint) err(e.hint)
     process.exitCode = e.exitCode
   } else if (e instanceof BlockError) {
     report(e.message)
     process.exitCode = 1
   } else {
-    const err = e as Error
-    report(err?.message ?? String(e))
-    if (process.env.QIMG_DEBUG) process.stderr.write(`${err?.stack}\n`)
+    const error = e as Error
+    report(error?.message ?? String(e))
+    if (process.env.QIMG_DEBUG) err(`${error?.stack}\n`)
     process.exitCode = 1
   }
 }

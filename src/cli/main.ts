@@ -9,6 +9,7 @@ import { COMMANDS } from './commands.js'
 import { UsageError } from './errors.js'
 import { setProgramName } from './program.js'
 import { reportError } from './command.js'
+import { out } from './output.js'
 
 export async function main (argv: string[], program: string): Promise<void> {
   setProgramName(program)
@@ -19,8 +20,8 @@ export async function main (argv: string[], program: string): Promise<void> {
       stopAtNonOption: true,
     })
     for (const o of parsed.opts) {
-      if (o.name === 'h') { process.stdout.write((await import('./help.js')).helpText()); return }
-      if (o.name === 'V') { process.stdout.write((await import('./help.js')).versionText()); return }
+      if (o.name === 'h') { out((await import('./help.js')).helpText()); return }
+      if (o.name === 'V') { out((await import('./help.js')).versionText()); return }
       // -T: tracing is accepted and ignored (qimg has no trace events)
     }
     if (parsed.args.length === 0) throw new UsageError('Not enough arguments')

@@ -30,7 +30,7 @@ function pwriteOnce (fd: number, buf: Buffer, pos: number): Promise<number> {
  */
 const INLINE_READ_MAX = 256 << 10
 const EOPNOTSUPP = -95
-let inlineCachedReads = false
+let inlineCachedReads = true
 
 /**
  * Serve small reads whose data is already in the page cache right away, on

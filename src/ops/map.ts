@@ -53,7 +53,8 @@ export async function * mapImage (img: Image, start: number, end: number): Async
   let curr: MapEntry = { start, length: 0, depth: 0, present: false, zero: false, data: false }
   let pos = start
   while (pos < end) {
-    const next = entryFromExtent(await img.blockStatus(pos, end - pos))
+    // (wide: neighbours merge here anyway, so an answer need not stop at each L2 table)
+    const next = entryFromExtent(await img.blockStatus(pos, end - pos, { wide: true }))
     pos += next.length
     if (mergeable(curr, next)) {
       curr.length += next.length

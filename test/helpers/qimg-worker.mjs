@@ -2,15 +2,12 @@
 // request, in-process, capturing stdout, stderr and the exit code. Saves the
 // Node and oclif start-up of a new process per comparison.
 import { main } from '../../dist/src/cli/main.js'
-
-const realOut = process.stdout.write.bind(process.stdout)
-const realErr = process.stderr.write.bind(process.stderr)
+import { captureOutput } from '../../dist/src/cli/output.js'
 
 process.on('message', async ({ id, args, cwd }) => {
   let stdout = ''
   let stderr = ''
-  process.stdout.write = (chunk) => { stdout += chunk; return true }
-  process.stderr.write = (chunk) => { stderr += chunk; return true }
+  const release = captureOutput({ out: (text) => { stdout += text }, err: (text) => { stderr += text } })
   process.exitCode = undefined
   const before = process.cwd()
   try {
@@ -21,8 +18,7 @@ process.on('message', async ({ id, args, cwd }) => {
     process.exitCode = 1
   } finally {
     process.chdir(before)
-    process.stdout.write = realOut
-    process.stderr.write = realErr
+    release()
   }
   const code = process.exitCode ?? 0
   process.exitCode = undefined

@@ -7,7 +7,7 @@ import { ImageBase } from '../../block/image.js'
 import { newCacheOwner, type ClusterCache } from '../../block/cache.js'
 import type {
   BlockDriver, CheckResult, ImageDetails, LayerStatus, OpenContext, PersistentBitmaps, Preallocation, RepairMode, SnapshotInfo, SnapshotSpec,
-  WriteHooks, WriteZeroesOptions,
+  StatusOptions, WriteHooks, WriteZeroesOptions,
 } from '../../block/types.js'
 import type { ClusterCrypto } from './crypto-api.js'
 import {
@@ -37,21 +37,25 @@ const loadCompress = (): Promise<typeof import('./compress.js')> => (compressMod
 /**
  * How many L2 entries from index `idx` on (at most `limit`) are all zero,
  * i.e. unallocated clusters. Sparse images are mostly such runs, so this
- * looks at whole 32-bit words rather than decoding entries.
+ * compares raw bytes rather than decoding entries.
  */
 function zeroEntryRun (l2: Buffer, idx: number, limit: number, entrySize: number): number {
-  const words = entrySize / 4
-  if (l2.byteOffset % 4 === 0) {
-    const w = new Uint32Array(l2.buffer, l2.byteOffset, l2.length / 4)
-    let i = idx * words
-    const stop = (idx + limit) * words
-    while (i < stop && w[i] === 0) i++
-    return Math.floor(i / words) - idx
-  }
+  // blocks of entries are compared with zeros natively (memcmp), large ones
+  // first, then smaller ones; the last few entries are looked at one by one
   let n = 0
-  while (n < limit && l2.subarray((idx + n) * entrySize, (idx + n + 1) * entrySize).every(b => b === 0)) n++
+  for (const block of ZERO_BLOCK_ENTRIES) {
+    const bytes = block * entrySize
+    while (n + block <= limit) {
+      const start = (idx + n) * entrySize
+      if (l2.compare(ZERO_BLOCK, 0, bytes, start, start + bytes) !== 0) break
+      n += block
+    }
+  }
   return n
 }
+/** block sizes for zeroEntryRun, in entries, largest first (ending with 1) */
+const ZERO_BLOCK_ENTRIES = [512, 32, 1]
+const ZERO_BLOCK = Buffer.alloc(512 * 16)
 
 /** State shared by an image and the snapshot views opened from it. */
 export interface Qcow2Shared {
@@ -156,11 +160,14 @@ export class Qcow2Image extends ImageBase {
     })
   }
 
-  async layerStatus (offset: number, length: number): Promise<LayerStatus> {
+  async layerStatus (offset: number, length: number, opts?: StatusOptions): Promise<LayerStatus> {
     const g = this.geo
     // like qemu, one answer never goes past the end of the L2 table it comes from
-    // (where answers stop decides where convert cuts its chunks, hence its holes)
-    const end = Math.min(offset + length, this.size, (g.l1Index(offset) + 1) * g.l2Coverage)
+    // (where answers stop decides where convert cuts its chunks, hence its holes),
+    // unless the caller merges answers anyway (map of a sparse 1 TiB image:
+    // a few dozen answers instead of one per table)
+    const wide = opts?.wide === true
+    const end = Math.min(offset + length, this.size, wide ? Infinity : (g.l1Index(offset) + 1) * g.l2Coverage)
     const entryCtx = this.entryContext
     const crypto = this.shared.crypto
     let first: Run | undefined
@@ -185,7 +192,14 @@ export class Qcow2Image extends ImageBase {
         continue
       }
       if (first && l2Offset % g.clusterSize !== 0) break // reported by the next request
-      const l2 = await this.getL2(l2Offset, l1i)
+      let l2: Buffer
+      try {
+        l2 = await this.getL2(l2Offset, l1i)
+      } catch (e) {
+        // (only a wide query gets here with a run in hand: that run is the answer; the error is the next request's)
+        if (first) break
+        throw e
+      }
       const tableEnd = Math.min((l1i + 1) * g.l2Coverage, end)
       while (pos < tableEnd) {
         const idx = g.l2Index(pos)
