@@ -12,6 +12,7 @@ const INT_MAX = 2147483647
 
 export default class Bench extends QemuCommand {
   static override description = 'Run a simple image benchmark'
+  static override throughput = true
   static override options: OptionSpec = {
     short: ':c:d:f:ni:o:qs:S:t:wU',
     long: {

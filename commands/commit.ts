@@ -10,6 +10,7 @@ import { commitImage } from '../src/ops/commit.js'
 
 export default class Commit extends QemuCommand {
   static override description = 'Commit the changes recorded in the image to its backing file'
+  static override throughput = true
   static override options: OptionSpec = {
     short: ':f:ht:b:dpqr:',
     long: {

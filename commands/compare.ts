@@ -13,6 +13,7 @@ const EXIT_OPEN = 2
 
 export default class Compare extends QemuCommand {
   static override description = 'Check if two images have the same content'
+  static override throughput = true
   static override options: OptionSpec = {
     short: ':f:F:T:pqsU',
     long: {

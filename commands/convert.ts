@@ -50,6 +50,7 @@ export default class Convert extends QemuCommand {
   private progress?: Progress
 
   static override description = 'Convert the disk image FILENAME (or several, concatenated) to disk image OUTPUT_FILENAME'
+  static override throughput = true
   static override options: OptionSpec = {
     short: ':f:O:B:CcF:o:l:S:pt:T:qnm:WUr:',
     long: {

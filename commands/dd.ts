@@ -14,6 +14,7 @@ const SECTOR = 512
 
 export default class Dd extends QemuCommand {
   static override description = 'Copy from input to output, converting the format'
+  static override throughput = true
   static override options: OptionSpec = {
     short: ':f:O:U',
     long: {

@@ -8,6 +8,7 @@ import { rebaseImage } from '../src/ops/rebase.js'
 
 export default class Rebase extends QemuCommand {
   static override description = 'Change the backing file of an image'
+  static override throughput = true
   static override options: OptionSpec = {
     short: ':f:F:b:upt:T:qU',
     long: {

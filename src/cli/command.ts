@@ -9,6 +9,7 @@ import { getopt, type OptionSpec, type ParsedArgs } from './getopt.js'
 import { BlockError, QemuError, QemuErrorLines, UsageError } from './errors.js'
 import { err, out, report } from './output.js'
 import { programName } from './program.js'
+import { preferThroughput } from '../io/scheduling.js'
 
 export abstract class QemuCommand {
   // what oclif's manifest records for a command
@@ -19,6 +20,8 @@ export abstract class QemuCommand {
   static args = {}
   /** the command's options in getopt form; -h/--help are added for every command */
   static options: OptionSpec = { short: '' }
+  /** the command moves bulk data: run it under the throughput scheduling policy (see io/scheduling.ts) */
+  static throughput = false
 
   constructor (readonly argv: string[], readonly config?: unknown) {}
 
@@ -47,6 +50,7 @@ export abstract class QemuCommand {
       out(await this.helpText())
       return
     }
+    if ((this.constructor as typeof QemuCommand).throughput) preferThroughput()
     const code = await this.exec(parsed)
     if (typeof code === 'number' && code !== 0) process.exitCode = code
   }

@@ -21,6 +21,10 @@ export interface NativeCalls {
   preadCached?(fd: number, buf: Buffer, offset: number): number
   /** a page-aligned Buffer of `size` bytes, or null */
   alignedBuffer?(size: number): Buffer | null
+  /** map[i] = 1 for each all-zero 512-byte sector i of buf (0 otherwise); the number of zero sectors, or -errno */
+  zeroSectorMap?(buf: Buffer, map: Uint8Array): number
+  /** SCHED_BATCH for thread `tid` (0: the calling thread); 0 or -errno */
+  setBatchScheduling?(tid: number): number
 }
 
 export const SEEK_DATA = 3

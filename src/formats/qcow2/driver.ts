@@ -14,7 +14,7 @@ import {
   AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZSTD, CRYPT_NONE,
   INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2, type Qcow2Header,
 } from './header.js'
-import { Geometry, decodeCompressed, entryOffset, standardHost, subclusterStatus, OFLAG_COMPRESSED_HI, type EntryContext } from './layout.js'
+import { Geometry, decodeCompressed, entryOffset, standardHost, subclusterStatus, OFLAG_COMPRESSED_HI, OFLAG_ZERO_LO, type EntryContext } from './layout.js'
 import { hexAlt } from '../../cli/cfmt.js'
 import type { Qcow2Snapshot } from './snapshots.js'
 import type { LoadedBitmap } from './bitmap-load.js'
@@ -246,6 +246,7 @@ export class Qcow2Image extends ImageBase {
         }
         if (!ok) break outer
         pos += len
+        if (st.kind === 'normal' && !g.extendedL2) pos = this.extendPlainRun(l2, pos, tableEnd, first!, entryCtx.zeroFlag)
       }
     }
     if (!first) return { kind: 'unallocated', length: Math.max(end - offset, 0) }
@@ -258,6 +259,30 @@ export class Qcow2Image extends ImageBase {
       if (r.kind === 'data' && await this.metadataPreallocated()) status.checkHost = true
     }
     return status
+  }
+
+  /**
+   * layerStatus's fast path for the common case of plain data: `run` ends
+   * at `pos` (a cluster boundary) with a plain cluster; take the whole
+   * clusters that follow in the table while each is plain too and sits
+   * right after the last in the host file — what the general loop would
+   * add one by one. Returns the new position.
+   */
+  private extendPlainRun (l2: Buffer, pos: number, tableEnd: number, run: Run, zeroFlag: boolean): number {
+    const g = this.geo
+    const cs = g.clusterSize
+    let next = run.host! + run.length
+    let e = g.l2Index(pos) * 8
+    while (pos + cs <= tableEnd) {
+      const hi = l2.readUInt32BE(e)
+      const lo = l2.readUInt32BE(e + 4)
+      if ((hi & OFLAG_COMPRESSED_HI) !== 0 || (zeroFlag && (lo & OFLAG_ZERO_LO) !== 0) || entryOffset(hi, lo) !== next) break
+      run.length += cs
+      pos += cs
+      next += cs
+      e += 8
+    }
+    return pos
   }
 
   protected async readData (buf: Buffer, offset: number, st: LayerStatus): Promise<void> {

@@ -19,7 +19,6 @@ import type { ByteStore } from '../../io/byte-store.js'
 import type { WriteHooks, WriteZeroesOptions } from '../../block/types.js'
 import { ClusterAllocator } from './allocator.js'
 import { RefcountTable } from './refcount-table.js'
-import { compressCluster } from './compress-write.js'
 import { punchFreeClusters } from './punch.js'
 import {
   AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY,
@@ -31,6 +30,10 @@ import {
   isUnallocated, NO_HOST, plainEntry, readEntry, subclusterMask, writeEntry, type L2Entry,
 } from './l2-entry.js'
 import type { Qcow2Image } from './driver.js'
+
+/** Compression (and with it node:zlib and its streams) is loaded by the first compressed write. */
+let compressWrite: Promise<typeof import('./compress-write.js')> | undefined
+const loadCompressWrite = (): Promise<typeof import('./compress-write.js')> => (compressWrite ??= import('./compress-write.js'))
 
 /** Dirty L2 tables are written out once this many are held. */
 const MAX_DIRTY_TABLES = 64
@@ -82,6 +85,7 @@ export class Qcow2Writer {
 
   private constructor (readonly img: Qcow2Image, refs: RefcountTable) {
     this.refs = refs
+    this.externalData = (img.header.incompatible & INCOMPAT_DATA_FILE) !== 0n
     this.alloc = new ClusterAllocator({
       store: img.store,
       refs,
@@ -100,7 +104,8 @@ export class Qcow2Writer {
   private get cs (): number { return this.img.geo.clusterSize }
   private get dataStore (): ByteStore { return this.img.shared.dataStore }
   /** data clusters live in an external file at their guest offsets, without refcounts */
-  private get externalData (): boolean { return (this.img.header.incompatible & INCOMPAT_DATA_FILE) !== 0n }
+  /** (a field, not a getter: it is asked per cluster, and the bit is fixed for an open image) */
+  private readonly externalData: boolean
   private get dataRaw (): boolean { return (this.img.header.autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n }
   private get v3 (): boolean { return this.img.header.version >= 3 }
 
@@ -644,7 +649,7 @@ export class Qcow2Writer {
     const cs = this.cs
     let input = buf
     if (buf.length < cs) { input = Buffer.alloc(cs); buf.copy(input) }
-    return compressCluster(this.img.header.compressionType, input)
+    return (await loadCompressWrite()).compressCluster(this.img.header.compressionType, input)
   }
 
   /** `precompressed`: what compressForWrite returned for `buf`, when the caller compressed ahead. */

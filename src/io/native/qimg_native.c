@@ -6,6 +6,7 @@
  * Each function is a thin synchronous wrapper; errors come back as -errno.
  * inflate.c adds one asynchronous helper: cluster decompression off the JS thread.
  * alignedBuffer hands out page-aligned I/O buffers (see its comment).
+ * zeroSectorMap and setBatchScheduling serve convert (see their comments).
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -18,6 +19,8 @@
 #include <linux/fs.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sched.h>
+#include <string.h>
 
 static int64_t arg_i64(napi_env env, napi_value v) {
   int64_t x = 0;
@@ -151,6 +154,55 @@ static napi_value js_pread_cached(napi_env env, napi_callback_info info) {
   return ret_i64(env, n);
 }
 
+/*
+ * setBatchScheduling(tid): put thread `tid` (0 = the caller) under
+ * SCHED_BATCH, Linux's policy for throughput work: such a thread does not
+ * preempt a running one when it wakes up. 0 or -errno.
+ */
+static napi_value js_set_batch_scheduling(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  pid_t tid = argc > 0 ? (pid_t)arg_i64(env, argv[0]) : 0;
+  struct sched_param p = { 0 };
+  if (sched_setscheduler(tid, SCHED_BATCH, &p) != 0) return ret_i64(env, -errno);
+  return ret_i64(env, 0);
+}
+
+static int block_is_zero(const uint8_t *p, size_t n) {
+  if (p[0] != 0 || p[n - 1] != 0) return 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    if (w != 0) return 0;
+  }
+  for (; i < n; i++) if (p[i] != 0) return 0;
+  return 1;
+}
+
+/*
+ * zeroSectorMap(buf, map): map[i] = 1 when 512-byte sector i of buf is all
+ * zeros, else 0; returns how many are. convert looks at every chunk it
+ * copies this way (-S): in C it costs next to nothing next to the copy.
+ */
+static napi_value js_zero_sector_map(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data; size_t len;
+  if (argc < 2 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) return ret_i64(env, -EINVAL);
+  napi_typedarray_type type; size_t mapLen; void *mapData;
+  if (napi_get_typedarray_info(env, argv[1], &type, &mapLen, &mapData, NULL, NULL) != napi_ok || type != napi_uint8_array) return ret_i64(env, -EINVAL);
+  size_t sectors = len / 512;
+  if (mapLen < sectors) return ret_i64(env, -EINVAL);
+  uint8_t *map = mapData;
+  int64_t zeros = 0;
+  for (size_t i = 0; i < sectors; i++) {
+    map[i] = (uint8_t)block_is_zero((const uint8_t *)data + i * 512, 512);
+    zeros += map[i];
+  }
+  return ret_i64(env, zeros);
+}
+
 /* inflate.c */
 napi_value qimg_inflate_raw_clusters(napi_env env, napi_callback_info info);
 
@@ -164,6 +216,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "inflateRawClusters", NULL, qimg_inflate_raw_clusters, NULL, NULL, NULL, napi_default, NULL },
     { "alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_default, NULL },
     { "preadCached", NULL, js_pread_cached, NULL, NULL, NULL, napi_default, NULL },
+    { "setBatchScheduling", NULL, js_set_batch_scheduling, NULL, NULL, NULL, napi_default, NULL },
+    { "zeroSectorMap", NULL, js_zero_sector_map, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -13,6 +13,8 @@
 // Matching this exactly matters: it decides which 4 KiB blocks of a raw
 // target end up allocated.
 
+import { native } from '../../io/native.js'
+
 export const SECTOR = 512
 const ZERO_SECTOR = Buffer.alloc(SECTOR)
 const ZERO_CHUNK = Buffer.alloc(2 << 20)
@@ -30,6 +32,7 @@ export function isAllZero (buf: Buffer): boolean {
 export function zeroSectorMap (buf: Buffer): Uint8Array {
   const sectors = buf.length / SECTOR
   const map = new Uint8Array(sectors)
+  if ((native()?.zeroSectorMap?.(buf, map) ?? -1) >= 0) return map
   if (buf[0] === 0 && isAllZero(buf)) return map.fill(1)
   for (let s = 0, off = 0; s < sectors; s++, off += SECTOR) {
     // most data sectors give themselves away at either end; memcmp the rest
@@ -85,6 +88,8 @@ function nextRun (map: Uint8Array, pos: number, end: number, absolute: number, m
  * -S size in sectors (> 0).
  */
 export function sparseRuns (map: Uint8Array, firstSector: number, minSectors: number): SectorRun[] {
+  // most chunks of data have no zero sector at all: one data run
+  if (map.indexOf(1) < 0) return map.length > 0 ? [{ zero: false, sectors: map.length }] : []
   const align = pow2Floor(minSectors)
   const runs: SectorRun[] = []
   for (let pos = 0; pos < map.length;) {
