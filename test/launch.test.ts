@@ -55,3 +55,45 @@ t.test('run as executables, the bins start node without NODE_EXTRA_CA_CERTS', as
     t.match(r.stdout, /version 7\.2/, bin)
   }
 })
+
+t.test('output goes out with write(2): whole through a pipe, and a reader that goes away ends qimg quietly', async t => {
+  const demo = path.join(ROOT, 'fixtures/demo.qcow2')
+  // the whole of a long output, read through a pipe in small pieces
+  const full = spawnSync('sh', ['-c', `"${process.execPath}" "${path.join(ROOT, 'bin/qemu-img.js')}" map --output=json "${demo}" | cat`], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } })
+  const direct = qimg(['map', '--output=json', demo])
+  t.equal(full.stdout, direct.stdout, 'same bytes through a pipe')
+  // qemu-img dies of SIGPIPE when its reader is gone: exit status 141 as a shell shows it, nothing on stderr.
+  // A raw file with 4096 extents makes more output than a pipe holds, so a write must find it closed.
+  const many = path.join(t.testdir(), 'many.raw')
+  const fd = fs.openSync(many, 'w')
+  for (let i = 0; i < 2048; i++) fs.writeSync(fd, Buffer.alloc(4096, 1), 0, 4096, i * 8192)
+  fs.ftruncateSync(fd, 2048 * 8192)
+  fs.closeSync(fd)
+  const script = `"${process.execPath}" "${path.join(ROOT, 'bin/qemu-img.js')}" map --output=json "${many}" | head -c 1 >/dev/null; echo "status \${PIPESTATUS[0]}"`
+  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } })
+  t.equal(r.stdout, 'status 141\n')
+  t.equal(r.stderr, '', 'no stack trace')
+})
+
+t.test('a short command does not load Node\'s stream machinery', async t => {
+  // process.stdout would: qimg writes to the descriptors itself (src/cli/output.ts)
+  const probe = path.join(t.testdir(), 'probe.cjs')
+  fs.writeFileSync(probe, `process.on("exit", () => require("fs").writeSync(2, process.moduleLoadList.includes("NativeModule stream") ? "stream\\n" : "none\\n"))\n`)
+  // (through env -u: tap adds its own NODE_OPTIONS to every child, and its hooks load streams themselves)
+  const env = { PATH: process.env.PATH }
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--interrupt-budget=1000000', '-r', probe, path.join(ROOT, 'bin/qemu-img.js'), 'info', path.join(ROOT, 'fixtures/demo.qcow2')], { encoding: 'utf8', env })
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, /file format: qcow2/)
+  t.equal(r.stderr, 'none\n')
+})
+
+t.test('bulk-data commands ask for SCHED_BATCH before their I/O threads start', async t => {
+  const { preferThroughput } = await import('../src/io/scheduling.js')
+  const policy = (): number => Number(fs.readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ')[38])
+  preferThroughput()
+  t.equal(policy(), 3, 'SCHED_BATCH (3) for the calling thread')
+  const { default: Convert } = await import('../commands/convert.js')
+  const { default: Info } = await import('../commands/info.js')
+  t.equal((Convert as unknown as { throughput: boolean }).throughput, true)
+  t.equal((Info as unknown as { throughput: boolean }).throughput, false)
+})
