@@ -5,7 +5,6 @@
 import { fork } from 'node:child_process'
 import path from 'node:path'
 import { projectRoot } from '../project-root.js'
-import { setInlineCachedReads } from '../io/file-store.js'
 import { QemuError } from './errors.js'
 import { openForCommand, secretsFromObjects } from './image-args.js'
 import { ClusterCache, DEFAULT_METADATA_CACHE } from '../block/cache.js'
@@ -43,8 +42,6 @@ function refuseReadOnlyFormat (format: string | undefined): void {
 
 /** Open and mount; resolves once the mount is ready, with a promise for its end. */
 export async function runMount (req: MountRequest, hooks: MountHooks): Promise<{ done: Promise<void> }> {
-  // a server's many small reads: page-cached data is copied on the spot
-  setInlineCachedReads(true)
   const secrets = secretsFromObjects(req.objects)
   const clusterCache = new ClusterCache(req.cacheSize)
   const metadataCache = new ClusterCache(DEFAULT_METADATA_CACHE)
