@@ -55,7 +55,11 @@ const JOBS_PER_BATCH = 2
  * for each [at, length] of `spans`: each result is exactly `clusterSize`
  * bytes, or the EIO error that cluster alone gets.
  */
-export async function decompressClusters (compressionType: number, input: Buffer, spans: Array<[number, number]>, clusterSize: number): Promise<Array<Buffer | BlockError>> {
+export async function decompressClusters (
+  compressionType: number, input: Buffer, spans: Array<[number, number]>, clusterSize: number,
+  /** where the clusters go (the cluster cache hands out evicted buffers) */
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe,
+): Promise<Array<Buffer | BlockError>> {
   const part = (i: number): Buffer => input.subarray(spans[i][0], spans[i][0] + spans[i][1])
   if (compressionType === COMPRESSION_ZSTD) {
     return spans.map((_, i) => {
@@ -69,7 +73,7 @@ export async function decompressClusters (compressionType: number, input: Buffer
   const n = native()
   if (n?.inflateRawClusters) {
     // on libuv's pool (src/io/native/inflate.c), like qemu's decompression threads
-    const outputs = spans.map(() => Buffer.allocUnsafe(clusterSize))
+    const outputs = spans.map(() => allocate(clusterSize))
     const statuses = new Uint8Array(spans.length)
     const per = Math.ceil(spans.length / JOBS_PER_BATCH)
     const jobs: Promise<void>[] = []

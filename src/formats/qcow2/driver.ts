@@ -314,7 +314,8 @@ export class Qcow2Image extends ImageBase {
   private compressedReader (): CompressedReader {
     this.compressed ??= new CompressedReader(this.store, async (input, spans) => {
       const { decompressClusters } = await loadCompress()
-      return decompressClusters(this.header.compressionType, input, spans, this.geo.clusterSize)
+      const cache = this.shared.clusterCache
+      return decompressClusters(this.header.compressionType, input, spans, this.geo.clusterSize, n => cache.allocate(n))
     })
     return this.compressed
   }
