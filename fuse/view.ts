@@ -2,7 +2,7 @@
 // maybe written, and asked what is allocated. Every `Image` is a View; the
 // small layers in views/ (read-only guard, partition window) wrap a View in
 // nbdkit's filter style, so any file in the mount is a stack of them.
-import type { ExtentKind } from '../src/block/types.js'
+import type { ExtentKind, StatusOptions } from '../src/block/types.js'
 
 export interface ViewStatus {
   kind: ExtentKind
@@ -24,7 +24,7 @@ export interface View {
   writeZeroes(offset: number, length: number, opts?: { unmap?: boolean }): Promise<void>
   discard(offset: number, length: number): Promise<void>
   /** allocation of [offset, offset+length) through everything below the view */
-  blockStatus(offset: number, length: number): Promise<ViewStatus>
+  blockStatus(offset: number, length: number, opts?: StatusOptions): Promise<ViewStatus>
   flush(): Promise<void>
 }
 
@@ -33,7 +33,8 @@ export async function allocatedBytes (view: View): Promise<number> {
   let total = 0
   let pos = 0
   while (pos < view.size) {
-    const st = await view.blockStatus(pos, view.size - pos)
+    // (wide: only the sum counts, so answers need not stop at each L2 table or compressed cluster)
+    const st = await view.blockStatus(pos, view.size - pos, { wide: true })
     const len = Math.max(1, Math.min(st.length, view.size - pos))
     if (st.kind === 'data' && !st.zero) total += len
     pos += len

@@ -5,6 +5,7 @@
 // shared cluster cache when the reader gets there. Plain data is left to the
 // kernel's page cache.
 import type { View, ViewStatus } from '../view.js'
+import type { StatusOptions } from '../../src/block/types.js'
 
 /** how far ahead of a sequential reader to prepare */
 export const READ_AHEAD_BYTES = 2 << 20
@@ -80,6 +81,6 @@ export class ReadAheadView implements View {
   write (buf: Buffer, offset: number): Promise<void> { return this.inner.write(buf, offset) }
   writeZeroes (offset: number, length: number, opts?: { unmap?: boolean }): Promise<void> { return this.inner.writeZeroes(offset, length, opts) }
   discard (offset: number, length: number): Promise<void> { return this.inner.discard(offset, length) }
-  blockStatus (offset: number, length: number): Promise<ViewStatus> { return this.inner.blockStatus(offset, length) }
+  blockStatus (offset: number, length: number, opts?: StatusOptions): Promise<ViewStatus> { return this.inner.blockStatus(offset, length, opts) }
   flush (): Promise<void> { return this.inner.flush() }
 }

@@ -2,6 +2,7 @@
 // with EROFS, so an image served without --overlay/--writable is never touched.
 import { BlockError } from '../../src/cli/errors.js'
 import type { View, ViewStatus } from '../view.js'
+import type { StatusOptions } from '../../src/block/types.js'
 
 export class ReadOnlyView implements View {
   readonly readOnly = true
@@ -16,7 +17,7 @@ export class ReadOnlyView implements View {
 
   read (buf: Buffer, offset: number): Promise<void> { return this.inner.read(buf, offset) }
 
-  blockStatus (offset: number, length: number): Promise<ViewStatus> { return this.inner.blockStatus(offset, length) }
+  blockStatus (offset: number, length: number, opts?: StatusOptions): Promise<ViewStatus> { return this.inner.blockStatus(offset, length, opts) }
 
   private refuse (): Promise<never> {
     return Promise.reject(new BlockError('Read-only view', 'EROFS'))

@@ -2,6 +2,7 @@
 // Offsets are checked here so a request can never reach outside the window.
 import { BlockError } from '../../src/cli/errors.js'
 import type { View, ViewStatus } from '../view.js'
+import type { StatusOptions } from '../../src/block/types.js'
 
 export class WindowView implements View {
   constructor (private readonly inner: View, readonly start: number, readonly size: number) {
@@ -38,9 +39,9 @@ export class WindowView implements View {
     await this.inner.discard(this.start + offset, length)
   }
 
-  async blockStatus (offset: number, length: number): Promise<ViewStatus> {
+  async blockStatus (offset: number, length: number, opts?: StatusOptions): Promise<ViewStatus> {
     this.check(offset, length)
-    const st = await this.inner.blockStatus(this.start + offset, length)
+    const st = await this.inner.blockStatus(this.start + offset, length, opts)
     return { ...st, length: Math.min(st.length, length) }
   }
 

@@ -29,9 +29,11 @@ export interface LayerStatus {
 export interface StatusOptions {
   /**
    * Let one answer run on past the end of the format's metadata table (a
-   * qcow2 L2 table) while the status stays the same. Only for callers that
-   * merge neighbouring answers anyway (map): convert, measure, commit and
-   * rebase act on where answers end, and qemu's answers stop at table ends.
+   * qcow2 L2 table) while the status stays the same, and over a run of
+   * compressed clusters (each is an answer of its own otherwise, as in
+   * qemu). Only for callers that merge neighbouring answers anyway (map,
+   * the mount's st_blocks): convert, measure, commit and rebase act on where
+   * answers end.
    */
   wide?: boolean
 }

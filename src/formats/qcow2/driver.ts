@@ -85,7 +85,7 @@ export interface Qcow2Shared {
  * A run of same-status clusters. `host` keeps runs of allocated clusters
  * host-contiguous (it is reported only when `mapped`: encrypted data has no
  * plain host bytes to show); a compressed cluster is a run of its own
- * (`solo`), as qemu reports them.
+ * (`solo`), as qemu reports them (but for wide queries, see StatusOptions).
  */
 interface Run { kind: LayerStatus['kind'], host?: number, length: number, mapped: boolean, solo: boolean }
 
@@ -239,7 +239,7 @@ export class Qcow2Image extends ImageBase {
         }
         let ok: boolean
         switch (st.kind) {
-          case 'compressed': ok = add('data', undefined, len, true); break
+          case 'compressed': ok = add('data', undefined, len, !wide); break
           case 'normal': ok = add('data', host, len); break
           case 'zero': ok = add('zero', host, len); break
           default: ok = add('unallocated', host, len)
