@@ -79,6 +79,11 @@ export class ClusterCache {
     return p
   }
 
+  /** The cached buffer for (owner, key) if it is there now: a hit without a promise. */
+  peek (owner: number, key: number): Buffer | undefined {
+    return this.lru.get(`${owner}:${key}`)
+  }
+
   /** What is cached for (owner, key) now, without touching its recency (tests). */
   peekForTest (owner: number, key: number): Buffer | undefined {
     return this.lru.peek(`${owner}:${key}`)

@@ -87,7 +87,13 @@ export interface Qcow2Shared {
  * plain host bytes to show); a compressed cluster is a run of its own
  * (`solo`), as qemu reports them (but for wide queries, see StatusOptions).
  */
-interface Run { kind: LayerStatus['kind'], host?: number, length: number, mapped: boolean, solo: boolean }
+interface Run { kind: LayerStatus['kind'], host?: number, length: number, mapped: boolean, solo: boolean, compressed?: [number, number] }
+
+/**
+ * What layerStatus answers for one compressed cluster: its L2 entry words
+ * ride along, so reading or prefetching it needs no second table lookup.
+ */
+interface CompressedStatus extends LayerStatus { compressedEntry?: [number, number] }
 
 export class Qcow2Image extends ImageBase {
   readonly format = 'qcow2'
@@ -151,13 +157,16 @@ export class Qcow2Image extends ImageBase {
     if (l2Offset % cs !== 0) {
       throw this.corruption(`L2 table offset ${hexAlt(l2Offset)} unaligned (L1 index: ${hexAlt(l1Index)})`)
     }
-    const changed = this.shared.writer?.tables.get(l2Offset)
-    if (changed) return changed
-    return this.shared.metadataCache.get(this.shared.owner, l2Offset, async () => {
+    return this.cachedL2(l2Offset) ?? this.shared.metadataCache.get(this.shared.owner, l2Offset, async () => {
       const buf = Buffer.allocUnsafe(cs)
       await this.store.read(buf, l2Offset)
       return buf
     })
+  }
+
+  /** The L2 table at `l2Offset` if it is in memory now (changed by the writer, or cached). */
+  private cachedL2 (l2Offset: number): Buffer | undefined {
+    return this.shared.writer?.tables.get(l2Offset) ?? this.shared.metadataCache.peek(this.shared.owner, l2Offset)
   }
 
   async layerStatus (offset: number, length: number, opts?: StatusOptions): Promise<LayerStatus> {
@@ -192,13 +201,16 @@ export class Qcow2Image extends ImageBase {
         continue
       }
       if (first && l2Offset % g.clusterSize !== 0) break // reported by the next request
-      let l2: Buffer
-      try {
-        l2 = await this.getL2(l2Offset, l1i)
-      } catch (e) {
-        // (only a wide query gets here with a run in hand: that run is the answer; the error is the next request's)
-        if (first) break
-        throw e
+      // (a table in memory is used at once: no await, which a sequential reader pays per cluster)
+      let l2 = l2Offset % g.clusterSize === 0 ? this.cachedL2(l2Offset) : undefined
+      if (!l2) {
+        try {
+          l2 = await this.getL2(l2Offset, l1i)
+        } catch (e) {
+          // (only a wide query gets here with a run in hand: that run is the answer; the error is the next request's)
+          if (first) break
+          throw e
+        }
       }
       const tableEnd = Math.min((l1i + 1) * g.l2Coverage, end)
       while (pos < tableEnd) {
@@ -239,7 +251,10 @@ export class Qcow2Image extends ImageBase {
         }
         let ok: boolean
         switch (st.kind) {
-          case 'compressed': ok = add('data', undefined, len, !wide); break
+          case 'compressed':
+            ok = add('data', undefined, len, !wide)
+            if (ok && !wide) first!.compressed = [hi, lo]
+            break
           case 'normal': ok = add('data', host, len); break
           case 'zero': ok = add('zero', host, len); break
           default: ok = add('unallocated', host, len)
@@ -251,7 +266,8 @@ export class Qcow2Image extends ImageBase {
     }
     if (!first) return { kind: 'unallocated', length: Math.max(end - offset, 0) }
     const r = first as Run
-    const status: LayerStatus = { kind: r.kind, length: r.length }
+    const status: CompressedStatus = { kind: r.kind, length: r.length }
+    if (r.compressed) status.compressedEntry = r.compressed
     if (r.mapped) {
       status.hostOffset = r.host
       status.store = this.shared.dataStore
@@ -292,6 +308,14 @@ export class Qcow2Image extends ImageBase {
       return
     }
     const g = this.geo
+    const entry = (st as CompressedStatus).compressedEntry
+    if (entry) {
+      // part of one compressed cluster (each is an answer of its own), its L2 entry at hand
+      const inCluster = offset % g.clusterSize
+      const cluster = await this.compressedCluster(entry[0], entry[1])
+      cluster.copy(buf, 0, inCluster, inCluster + buf.length)
+      return
+    }
     let pos = offset
     const end = offset + buf.length
     const jobs: Promise<void>[] = []
@@ -321,15 +345,14 @@ export class Qcow2Image extends ImageBase {
   }
 
   /**
-   * Prefetching a run of data: a run without a host offset in an unencrypted
-   * image is one compressed cluster (layerStatus reports each on its own),
-   * brought into the cluster cache. Plain and encrypted data (never cached,
-   * see readClusterPart) have nothing to prepare.
+   * Prefetching a run of data: a compressed cluster (layerStatus reports
+   * each on its own, with its L2 entry) is brought into the cluster cache.
+   * Plain and encrypted data (never cached, see readClusterPart) have
+   * nothing to prepare.
    */
-  protected override async prefetchData (offset: number, _length: number, st: LayerStatus): Promise<void> {
-    if (st.hostOffset !== undefined || this.shared.crypto) return
-    const { hi, lo } = await this.entryWords(offset)
-    if (hi & OFLAG_COMPRESSED_HI) await this.compressedCluster(hi, lo)
+  protected override async prefetchData (_offset: number, _length: number, st: LayerStatus): Promise<void> {
+    const entry = (st as CompressedStatus).compressedEntry
+    if (entry && !this.shared.crypto) await this.compressedCluster(entry[0], entry[1])
   }
 
   /** The first two words of the L2 entry of the cluster holding `offset` (its L2 table must exist). */
