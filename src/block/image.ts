@@ -6,6 +6,8 @@ import { BlockError } from '../cli/errors.js'
 import type { ByteStore } from '../io/byte-store.js'
 import type { Extent, Image, ImageDetails, LayerStatus, StatusOptions, WriteZeroesOptions } from './types.js'
 
+const EACH_RUN_STATUS: StatusOptions = { compressedRuns: true }
+
 export abstract class ImageBase implements Image {
   abstract readonly format: string
   backing: Image | null = null
@@ -56,9 +58,10 @@ export abstract class ImageBase implements Image {
 
   /**
    * Walk this layer's runs over [offset, offset+length) and start `visit` on
-   * each at once, not one after the other: a compressed cluster is a run of
-   * its own, so a request over compressed data would otherwise wait for one
-   * cluster's read and inflate before the next. Settles when every run has;
+   * each at once, not one after the other: costly runs (compressed,
+   * encrypted) would otherwise wait for each other's reads and inflating,
+   * and a run of compressed clusters comes as one run, whose clusters the
+   * format asks for together. Settles when every run has;
    * the error is the one of the lowest offset, as when going run by run (a
    * status query that fails comes after the runs before it).
    */
@@ -69,7 +72,8 @@ export abstract class ImageBase implements Image {
     for (let pos = offset; pos < end;) {
       let st: LayerStatus
       try {
-        st = await this.layerStatus(pos, end - pos)
+        // (a run of compressed clusters at once: a sequential reader asks for several per request)
+        st = await this.layerStatus(pos, end - pos, EACH_RUN_STATUS)
       } catch (e) {
         statusError = { reason: e }
         break

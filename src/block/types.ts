@@ -36,6 +36,11 @@ export interface StatusOptions {
    * answers end.
    */
   wide?: boolean
+  /**
+   * Let a run of compressed clusters be one answer (each is an answer of
+   * its own otherwise, as in qemu): reads, which take a run at a time.
+   */
+  compressedRuns?: boolean
 }
 
 /** Allocation status through the whole chain: the one source of allocation truth. */

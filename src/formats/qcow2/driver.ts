@@ -85,15 +85,17 @@ export interface Qcow2Shared {
  * A run of same-status clusters. `host` keeps runs of allocated clusters
  * host-contiguous (it is reported only when `mapped`: encrypted data has no
  * plain host bytes to show); a compressed cluster is a run of its own
- * (`solo`), as qemu reports them (but for wide queries, see StatusOptions).
+ * (`solo`), as qemu reports them, unless the query allows runs of them
+ * (StatusOptions); `compressed` then holds their L2 entries.
  */
-interface Run { kind: LayerStatus['kind'], host?: number, length: number, mapped: boolean, solo: boolean, compressed?: [number, number] }
+interface Run { kind: LayerStatus['kind'], host?: number, length: number, mapped: boolean, solo: boolean, compressed?: number[] }
 
 /**
- * What layerStatus answers for one compressed cluster: its L2 entry words
- * ride along, so reading or prefetching it needs no second table lookup.
+ * What layerStatus answers for compressed clusters: their L2 entry words
+ * ride along (hi and lo of each cluster in turn, from the one holding the
+ * queried offset), so reading or prefetching them needs no second lookup.
  */
-interface CompressedStatus extends LayerStatus { compressedEntry?: [number, number] }
+interface CompressedStatus extends LayerStatus { compressedEntries?: number[] }
 
 export class Qcow2Image extends ImageBase {
   readonly format = 'qcow2'
@@ -176,6 +178,7 @@ export class Qcow2Image extends ImageBase {
     // unless the caller merges answers anyway (map of a sparse 1 TiB image:
     // a few dozen answers instead of one per table)
     const wide = opts?.wide === true
+    const compressedRuns = wide || opts?.compressedRuns === true
     const end = Math.min(offset + length, this.size, wide ? Infinity : (g.l1Index(offset) + 1) * g.l2Coverage)
     const entryCtx = this.entryContext
     const crypto = this.shared.crypto
@@ -252,8 +255,8 @@ export class Qcow2Image extends ImageBase {
         let ok: boolean
         switch (st.kind) {
           case 'compressed':
-            ok = add('data', undefined, len, !wide)
-            if (ok && !wide) first!.compressed = [hi, lo]
+            ok = add('data', undefined, len, !compressedRuns)
+            if (ok && !wide) (first!.compressed ??= []).push(hi, lo)
             break
           case 'normal': ok = add('data', host, len); break
           case 'zero': ok = add('zero', host, len); break
@@ -267,7 +270,7 @@ export class Qcow2Image extends ImageBase {
     if (!first) return { kind: 'unallocated', length: Math.max(end - offset, 0) }
     const r = first as Run
     const status: CompressedStatus = { kind: r.kind, length: r.length }
-    if (r.compressed) status.compressedEntry = r.compressed
+    if (r.compressed) status.compressedEntries = r.compressed
     if (r.mapped) {
       status.hostOffset = r.host
       status.store = this.shared.dataStore
@@ -308,12 +311,10 @@ export class Qcow2Image extends ImageBase {
       return
     }
     const g = this.geo
-    const entry = (st as CompressedStatus).compressedEntry
-    if (entry) {
-      // part of one compressed cluster (each is an answer of its own), its L2 entry at hand
-      const inCluster = offset % g.clusterSize
-      const cluster = await this.compressedCluster(entry[0], entry[1])
-      cluster.copy(buf, 0, inCluster, inCluster + buf.length)
+    const entries = (st as CompressedStatus).compressedEntries
+    if (entries) {
+      // a run of compressed clusters, their L2 entries at hand
+      await this.readCompressedRun(buf, offset, entries)
       return
     }
     let pos = offset
@@ -327,6 +328,28 @@ export class Qcow2Image extends ImageBase {
       pos = stop
     }
     await Promise.all(jobs)
+  }
+
+  /**
+   * Copy [offset, offset+buf.length) out of the compressed clusters whose
+   * entries layerStatus gave (see CompressedStatus). The clusters are asked
+   * for together, so the ones not cached are read and inflated as a batch;
+   * a failure is the one of the lowest offset, as reading them in order.
+   */
+  private async readCompressedRun (buf: Buffer, offset: number, entries: number[]): Promise<void> {
+    const cs = this.geo.clusterSize
+    const jobs: Array<Promise<void>> = []
+    for (let pos = offset, i = 0; pos < offset + buf.length; i += 2) {
+      const inCluster = pos % cs
+      const part = buf.subarray(pos - offset, Math.min(pos - inCluster + cs, offset + buf.length) - offset)
+      // (copied in the turn the cluster arrives: the cache may reuse its buffer a turn after eviction)
+      jobs.push(this.compressedCluster(entries[i], entries[i + 1]).then(c => { c.copy(part, 0, inCluster, inCluster + part.length) }))
+      pos += part.length
+    }
+    if (jobs.length === 1) return jobs[0]
+    const results = await Promise.allSettled(jobs)
+    const failed = results.find(r => r.status === 'rejected')
+    if (failed) throw (failed as PromiseRejectedResult).reason
   }
 
   /** A compressed cluster's bytes, through the cluster cache. */
@@ -345,14 +368,17 @@ export class Qcow2Image extends ImageBase {
   }
 
   /**
-   * Prefetching a run of data: a compressed cluster (layerStatus reports
-   * each on its own, with its L2 entry) is brought into the cluster cache.
+   * Prefetching a run of data: compressed clusters (their L2 entries come
+   * with the status) are brought into the cluster cache, as one batch.
    * Plain and encrypted data (never cached, see readClusterPart) have
    * nothing to prepare.
    */
   protected override async prefetchData (_offset: number, _length: number, st: LayerStatus): Promise<void> {
-    const entry = (st as CompressedStatus).compressedEntry
-    if (entry && !this.shared.crypto) await this.compressedCluster(entry[0], entry[1])
+    const entries = (st as CompressedStatus).compressedEntries
+    if (!entries || this.shared.crypto) return
+    const jobs: Array<Promise<Buffer>> = []
+    for (let i = 0; i < entries.length; i += 2) jobs.push(this.compressedCluster(entries[i], entries[i + 1]))
+    await Promise.all(jobs)
   }
 
   /** The first two words of the L2 entry of the cluster holding `offset` (its L2 table must exist). */
