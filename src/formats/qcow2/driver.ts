@@ -284,7 +284,7 @@ export class Qcow2Image extends ImageBase {
    * layerStatus's fast path for the common case of plain data: `run` ends
    * at `pos` (a cluster boundary) with a plain cluster; take the whole
    * clusters that follow in the table while each is plain too and sits
-   * right after the last in the host file — what the general loop would
+   * right after the last in the host file: what the general loop would
    * add one by one. Returns the new position.
    */
   private extendPlainRun (l2: Buffer, pos: number, tableEnd: number, run: Run, zeroFlag: boolean): number {
