@@ -1,5 +1,5 @@
 // FileStore's positional reads: the pool path, and the inline path for data
-// already in the page cache that the mount server turns on.
+// already in the page cache (on by default); and hole lookups (dataRun).
 import t from 'tap'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -76,4 +76,29 @@ t.test('I/O buffers are page-aligned when the addon is there', async t => {
   t.equal(buf.length, 1 << 20)
   t.equal(fs.readSync(fd, buf, 0, buf.length, 0), 1 << 20, 'an I/O buffer is accepted')
   t.ok(buf.equals(fs.readFileSync(file)))
+})
+
+t.test('dataRun: a read-only store remembers the runs it found; a writable one asks each time', async t => {
+  const dir = fs.mkdtempSync(path.join('/dev/shm', 'qimg-runs-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true }))
+  const file = path.join(dir, 'sparse')
+  const fd = fs.openSync(file, 'w')
+  fs.writeSync(fd, Buffer.alloc(65536, 1), 0, 65536, 1 << 20)
+  fs.ftruncateSync(fd, 4 << 20)
+  fs.closeSync(fd)
+  const expected = [
+    [0, { data: false, end: 1 << 20 }], [4096, { data: false, end: 1 << 20 }], [1 << 20, { data: true, end: (1 << 20) + 65536 }],
+    [(1 << 20) + 4096, { data: true, end: (1 << 20) + 65536 }], [(1 << 20) + 65536, { data: false, end: 4 << 20 }], [4 << 20, { data: false, end: 4 << 20 }],
+  ] as const
+  const ro = await FileStore.open(file, { writable: false })
+  t.teardown(() => ro.close())
+  for (let pass = 0; pass < 2; pass++) {
+    for (const [at, run] of expected) t.same(await ro.dataRun(at), run, `read-only, pass ${pass}, at ${at}`)
+  }
+  // a writable store sees its own changes (and anyone else's)
+  const rw = await FileStore.open(file, { writable: true })
+  t.teardown(() => rw.close())
+  t.same(await rw.dataRun(0), { data: false, end: 1 << 20 })
+  await rw.write(Buffer.alloc(4096, 2), 0)
+  t.same(await rw.dataRun(0), { data: true, end: 4096 })
 })

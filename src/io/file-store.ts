@@ -53,14 +53,49 @@ export interface FileOpenOptions {
   truncate?: boolean
 }
 
+/**
+ * Runs of data or hole found so far, by where they were asked for: walks
+ * ask at the end of the run before, so a second walk finds each run under
+ * its start; a question inside the last run found is answered too.
+ * Forgotten past MAX runs.
+ */
+class RunCache {
+  private static readonly MAX = 65536
+  private byStart = new Map<number, DataRun>()
+  private last: { start: number, run: DataRun } | undefined
+
+  find (offset: number): DataRun | undefined {
+    const exact = this.byStart.get(offset)
+    if (exact) return exact
+    const l = this.last
+    if (l && l.start <= offset && offset < l.run.end) return l.run
+    return undefined
+  }
+
+  add (start: number, run: DataRun): void {
+    if (run.end <= start) return
+    if (this.byStart.size >= RunCache.MAX) this.byStart = new Map()
+    this.byStart.set(start, run)
+    this.last = { start, run }
+  }
+}
+
 export class FileStore implements ByteStore {
   private cachedSize: number
   private closed = false
   /** false once the file system turned RWF_NOWAIT down */
   private nowaitWorks = true
+  /**
+   * Data runs already found in a file opened read-only: convert walks a raw
+   * source twice (counting, then copying), and on tmpfs each SEEK_HOLE over
+   * a large run of data costs milliseconds. (qemu keeps a similar cache of
+   * block status.) A file opened for writing asks every time.
+   */
+  private readonly knownRuns: RunCache | null
 
   private constructor (readonly filename: string, readonly fd: number, readonly writable: boolean, size: number, readonly isBlockDevice: boolean) {
     this.cachedSize = size
+    this.knownRuns = writable ? null : new RunCache()
   }
 
   static async open (filename: string, opts: FileOpenOptions): Promise<FileStore> {
@@ -186,17 +221,23 @@ export class FileStore implements ByteStore {
   async dataRun (offset: number): Promise<DataRun> {
     const size = this.cachedSize
     if (offset >= size) return { data: false, end: offset }
+    const known = this.knownRuns?.find(offset)
+    if (known) return known
     const n = native()
     if (!n || this.isBlockDevice) return { data: true, end: size }
+    let run: DataRun
     const d = n.lseek(this.fd, offset, SEEK_DATA)
     if (d < 0) {
       // ENXIO: no data after offset at all
-      return errnoName(d) === 'ENXIO' ? { data: false, end: size } : { data: true, end: size }
+      run = errnoName(d) === 'ENXIO' ? { data: false, end: size } : { data: true, end: size }
+    } else if (d > offset) {
+      run = { data: false, end: Math.min(d, size) }
+    } else {
+      const h = n.lseek(this.fd, offset, SEEK_HOLE)
+      run = { data: true, end: h < 0 ? size : Math.min(h, size) }
     }
-    if (d > offset) return { data: false, end: Math.min(d, size) }
-    const h = n.lseek(this.fd, offset, SEEK_HOLE)
-    if (h < 0) return { data: true, end: size }
-    return { data: true, end: Math.min(h, size) }
+    this.knownRuns?.add(offset, run)
+    return run
   }
 
   async allocatedSize (): Promise<number> {
