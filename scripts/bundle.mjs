@@ -15,6 +15,7 @@
 import { build } from 'esbuild'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -36,12 +37,28 @@ await build({
   logLevel: 'warning',
 })
 
-// The code cache holds what V8 compiled while running a typical command
-// (`info` on the demo image): the top level of every module and the functions
-// opening and reading an image. Anything else compiles lazily, as usual.
+// The code cache holds what V8 compiled while running typical commands on
+// the demo image, in one process: the top level of every module, and the
+// functions that open, read, map, check, measure, compare, create and
+// convert (qcow2 to raw and back). Anything else compiles lazily, as usual.
 fs.rmSync(OUT + '.cache', { force: true })
-execFileSync(process.execPath, [path.join(ROOT, 'bin/run.js'), 'info', path.join(ROOT, 'fixtures/demo.qcow2')], {
-  env: { ...process.env, QIMG_WRITE_CODE_CACHE: '1' },
-  stdio: ['ignore', 'ignore', 'inherit'],
-})
+const demo = path.join(ROOT, 'fixtures/demo.qcow2')
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qimg-cache-'))
+const t = name => path.join(tmp, name)
+const runs = [
+  ['info', demo], ['info', '--output=json', demo], ['map', '--output=json', demo],
+  ['check', demo], ['measure', '-O', 'qcow2', demo],
+  ['convert', '-O', 'raw', demo, t('a.raw')],
+  ['convert', '-O', 'qcow2', t('a.raw'), t('b.qcow2')],
+  ['compare', demo, t('b.qcow2')],
+  ['create', '-q', '-f', 'qcow2', t('c.qcow2'), '64M'],
+]
+try {
+  execFileSync(process.execPath, [path.join(ROOT, 'bin/run.js')], {
+    env: { ...process.env, QIMG_WRITE_CODE_CACHE: '1', QIMG_CODE_CACHE_RUNS: JSON.stringify(runs) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+} finally {
+  fs.rmSync(tmp, { recursive: true, force: true })
+}
 if (!fs.existsSync(OUT + '.cache')) throw new Error('bundle.mjs: no code cache was written')

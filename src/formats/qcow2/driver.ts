@@ -292,9 +292,12 @@ export class Qcow2Image extends ImageBase {
     const cs = g.clusterSize
     let next = run.host! + run.length
     let e = g.l2Index(pos) * 8
+    // (DataView's getters are V8 builtins, fast even before this loop is
+    // optimized; Buffer's readUInt32BE is JavaScript, slow until it is)
+    const view = new DataView(l2.buffer, l2.byteOffset, l2.length)
     while (pos + cs <= tableEnd) {
-      const hi = l2.readUInt32BE(e)
-      const lo = l2.readUInt32BE(e + 4)
+      const hi = view.getUint32(e)
+      const lo = view.getUint32(e + 4)
       if ((hi & OFLAG_COMPRESSED_HI) !== 0 || (zeroFlag && (lo & OFLAG_ZERO_LO) !== 0) || entryOffset(hi, lo) !== next) break
       run.length += cs
       pos += cs
