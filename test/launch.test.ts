@@ -72,6 +72,9 @@ t.test('output goes out with write(2): whole through a pipe, and a reader that g
   const script = `"${process.execPath}" "${path.join(ROOT, 'bin/qemu-img.js')}" map --output=json "${many}" | head -c 1 >/dev/null; echo "status \${PIPESTATUS[0]}"`
   const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } })
   t.equal(r.stdout, 'status 141\n')
+  // started with stdout closed, as qemu-img: nothing printed, nothing to complain about
+  const closed = spawnSync('bash', ['-c', `"${process.execPath}" "${path.join(ROOT, 'bin/qemu-img.js')}" info "${demo}" >&-; echo "status $?"`], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } })
+  t.same([closed.stdout, closed.stderr], ['status 0\n', ''])
   t.equal(r.stderr, '', 'no stack trace')
 })
 

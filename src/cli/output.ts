@@ -36,6 +36,8 @@ function writeAll (fd: number, text: string): void {
       // the reader went away (`qimg map ... | head`): qemu-img dies of SIGPIPE
       // there; Node ignores that signal, so end the same way, quietly
       if (code === 'EPIPE') process.exit(128 + 13)
+      // no such descriptor (started with it closed): there is nowhere to write
+      if (code === 'EBADF') return
       throw e
     }
   }
