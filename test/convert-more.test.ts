@@ -79,6 +79,12 @@ t.test('progress, quiet and salvage output', async t => {
   await convertBoth(t, dir, ['-p', '-O', 'raw', 'p.raw'])
   fs.writeFileSync(f('empty.raw'), '')
   await convertBoth(t, dir, ['-p', '-O', 'raw', 'empty.raw'])
+  // the progress total is counted with answers that run across L2 tables and
+  // compressed clusters: 4k clusters (2 MiB per table), compressed, plain and zero runs over four tables
+  qemuImgOk(['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4096', f('pc.qcow2'), '8M'])
+  qemuIoOk(['write -c -P 1 0 64k', 'write -P 2 1M 3M', 'write -c -P 3 5M 1M', 'write -z 6M 512k', 'write -c -P 4 7M 4k'], f('pc.qcow2'))
+  await convertBoth(t, dir, ['-p', '-O', 'raw', 'pc.qcow2'])
+  await convertBoth(t, dir, ['-p', '-O', 'qcow2', 'pc.qcow2'])
 
   // a compressed cluster that cannot be inflated: an error, or zeros with --salvage
   qemuImgOk(['create', '-q', '-f', 'qcow2', f('bad.qcow2'), '1M'])

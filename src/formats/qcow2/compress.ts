@@ -1,11 +1,19 @@
 // Decompression of qcow2 compressed clusters: raw deflate (zlib) or zstd.
 // A compressed cluster's stored length is rounded up to 512-byte sectors, so
 // the stream is followed by padding that must be ignored.
-import zlib from 'node:zlib'
+import { createRequire } from 'node:module'
+import type * as Zlib from 'node:zlib'
 import { zstd } from './zstd-binding.js'
 import { BlockError } from '../../cli/errors.js'
 import { COMPRESSION_ZSTD } from './header.js'
 import { native } from '../../io/native.js'
+
+/**
+ * node:zlib, for the paths without the native addon only: loading it (and
+ * the streams it builds on) cost every first compressed read ~5 ms.
+ */
+let zlibModule: typeof Zlib | undefined
+const zlib = (): typeof Zlib => (zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof Zlib)
 
 /** Without the native addon: inflate on the JS thread. */
 function inflateRaw (input: Buffer, clusterSize: number): Promise<Buffer> {
@@ -13,8 +21,9 @@ function inflateRaw (input: Buffer, clusterSize: number): Promise<Buffer> {
   // async API costs more than that per call (a stream object each time).
   // An output chunk larger than the cluster makes one buffer, no joining.
   // Z_SYNC_FLUSH: a stream that fills the cluster without an end marker is accepted
-  return Promise.resolve(zlib.inflateRawSync(input, {
-    finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: clusterSize, chunkSize: clusterSize + 512,
+  const z = zlib()
+  return Promise.resolve(z.inflateRawSync(input, {
+    finishFlush: z.constants.Z_SYNC_FLUSH, maxOutputLength: clusterSize, chunkSize: clusterSize + 512,
   }))
 }
 
@@ -111,7 +120,8 @@ function inflateFirst (input: Buffer, clusterSize: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let total = 0
-    const inf = zlib.createInflateRaw({ finishFlush: zlib.constants.Z_SYNC_FLUSH })
+    const z = zlib()
+    const inf = z.createInflateRaw({ finishFlush: z.constants.Z_SYNC_FLUSH })
     inf.on('data', (c: Buffer) => {
       chunks.push(c); total += c.length
       if (total >= clusterSize) { inf.destroy(); resolve(Buffer.concat(chunks).subarray(0, clusterSize)) }

@@ -9,7 +9,7 @@
 //  - with a backing file for the target only what the source's top layer
 //    holds is copied.
 import { strerror, errnoOf, QemuError } from '../../cli/errors.js'
-import type { Extent, Image } from '../../block/types.js'
+import type { Extent, Image, StatusOptions } from '../../block/types.js'
 import { SECTOR } from './zero-scan.js'
 
 export type ChunkKind = 'data' | 'zero' | 'backing'
@@ -32,10 +32,16 @@ export interface PlannerOptions {
   targetHasBacking: boolean
   salvage: boolean
   warn: (message: string) => void
+  /**
+   * ask for wide block status (see StatusOptions): only for walks that just
+   * add up data, where answers that run on give the same sums
+   */
+  wideStatus?: boolean
 }
 
 /** 2 MiB: the data chunk size (IO_BUF_SIZE) */
 export const BUF_SECTORS = (2 << 20) / SECTOR
+const WIDE: StatusOptions = { wide: true }
 /** the largest request the block layer takes (INT_MAX bytes, in whole sectors) */
 const MAX_STATUS_SECTORS = Math.floor(0x7fffffff / SECTOR)
 
@@ -87,7 +93,7 @@ export class ChunkPlanner {
     const length = Math.min(sectors * SECTOR, image.size - offset)
     let ext: Extent
     try {
-      ext = await image.blockStatus(offset, length)
+      ext = await image.blockStatus(offset, length, this.opts.wideStatus ? WIDE : undefined)
     } catch (e) {
       const message = `error while reading block status at offset ${this.sector * SECTOR}: ${strerror(errnoOf(e))}`
       if (!this.opts.salvage) throw new QemuError(message)
@@ -121,7 +127,13 @@ export class ChunkPlanner {
 
 /** Sectors of data the copy will move (the progress total), by walking the chunks once. */
 export async function countDataSectors (opts: PlannerOptions): Promise<number> {
-  const planner = new ChunkPlanner(opts)
+  // Without compression the total is the sum of the data answers, wherever
+  // they stop (qcow2 answers stop at cluster boundaries, or the image end),
+  // so the walk may take wide ones: one per run of compressed clusters or
+  // across L2 tables, instead of one each. Errors come where they would.
+  // (Compressing, chunks are rounded to whole clusters: that sum depends on
+  // where answers stop.)
+  const planner = new ChunkPlanner({ ...opts, wideStatus: opts.clusterSectors === 0 })
   let total = 0
   for (let c = await planner.next(); c; c = await planner.next()) {
     if (c.kind === 'data') total += c.sectors
