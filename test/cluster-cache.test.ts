@@ -16,8 +16,8 @@ t.test('concurrent gets of one key share one load; the budget evicts the oldest'
   t.equal(a, b)
   await cache.get(1, 65536, load)
   await cache.get(1, 131072, load) // evicts key 0
-  t.equal(cache.peekForTest(1, 0), undefined)
-  t.ok(cache.peekForTest(1, 131072))
+  t.equal(cache.peek(1, 0), undefined)
+  t.ok(cache.peek(1, 131072))
 })
 
 t.test('an evicted buffer is reused only a turn later, and only if allocate() made it', async t => {
@@ -30,7 +30,7 @@ t.test('an evicted buffer is reused only a turn later, and only if allocate() ma
   for (let k = 2; k < 4; k++) await cache.get(1, k, async () => Buffer.alloc(64 * KiB))
   // two more evict keys 0 (foreign) and 1 (first)
   for (let k = 4; k < 6; k++) await cache.get(1, k, async () => Buffer.alloc(64 * KiB))
-  t.equal(cache.peekForTest(1, 1), undefined, 'first was evicted')
+  t.equal(cache.peek(1, 1), undefined, 'first was evicted')
   const sameTurn = cache.allocate(64 * KiB)
   t.not(sameTurn, first, 'not in the turn it was evicted: a reader may still copy out of it')
   await nextTurn()

@@ -84,11 +84,6 @@ export class ClusterCache {
     return this.lru.get(`${owner}:${key}`)
   }
 
-  /** What is cached for (owner, key) now, without touching its recency (tests). */
-  peekForTest (owner: number, key: number): Buffer | undefined {
-    return this.lru.peek(`${owner}:${key}`)
-  }
-
   /** Replace or drop an entry after the underlying bytes changed. */
   set (owner: number, key: number, buf: Buffer): void {
     if (this.maxBytes > 0 && buf.length <= this.maxBytes) this.lru.set(`${owner}:${key}`, buf)

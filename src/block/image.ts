@@ -4,6 +4,7 @@
 // written once here.
 import { BlockError } from '../cli/errors.js'
 import type { ByteStore } from '../io/byte-store.js'
+import { settleInOrder } from './settle.js'
 import type { Extent, Image, ImageDetails, LayerStatus, StatusOptions, WriteZeroesOptions } from './types.js'
 
 const EACH_RUN_STATUS: StatusOptions = { compressedRuns: true }
@@ -83,10 +84,7 @@ export abstract class ImageBase implements Image {
       if (job) jobs.push(job)
       pos += len
     }
-    if (jobs.length === 1 && !statusError) return jobs[0]
-    const results = await Promise.allSettled(jobs)
-    const failed = results.find(r => r.status === 'rejected')
-    if (failed) throw (failed as PromiseRejectedResult).reason
+    await settleInOrder(jobs)
     if (statusError) throw statusError.reason
   }
 

@@ -23,8 +23,8 @@ export interface NativeCalls {
   alignedBuffer?(size: number): Buffer | null
   /** map[i] = 1 for each all-zero 512-byte sector i of buf (0 otherwise); the number of zero sectors, or -errno */
   zeroSectorMap?(buf: Buffer, map: Uint8Array): number
-  /** SCHED_BATCH for thread `tid` (0: the calling thread); 0 or -errno */
-  setBatchScheduling?(tid: number): number
+  /** SCHED_BATCH for the calling thread (and the threads it starts later); 0 or -errno */
+  setBatchScheduling?(): number
 }
 
 export const SEEK_DATA = 3

@@ -17,5 +17,5 @@ let done = false
 export function preferThroughput (): void {
   if (done) return
   done = true
-  native()?.setBatchScheduling?.(0)
+  native()?.setBatchScheduling?.()
 }

@@ -15,6 +15,7 @@ import type { CreateOptionSpec } from '../../block/types.js'
 import { LUKS_NUM_SLOTS, LUKS_SALT_LEN, LUKS_SECTOR, LUKS_SLOT_DISABLED, LUKS_SLOT_ENABLED, encodeLuksHeader, keyMaterialBytes } from './header.js'
 import { DEFAULT_ITER_TIME, makeKeySlot, parseOptNumber } from './create.js'
 import { tryKeySlot } from './unlock.js'
+import { LUKS_ITER_TIME_OPTION } from './option-specs.js'
 import { passwordSecret } from '../secret.js'
 import type { LuksVolume } from './volume.js'
 
@@ -32,7 +33,7 @@ function fail (message: string): never {
 
 /** The amend options of the luks format, with qemu-img's `-o help` texts, in its order. */
 export const LUKS_AMEND_OPTIONS: CreateOptionSpec[] = [
-  { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' },
+  LUKS_ITER_TIME_OPTION,
   { name: 'keyslot', type: 'number', help: 'Select a single keyslot to modify explicitly' },
   { name: 'new-secret', type: 'string', help: 'New secret to set in the matching keyslots. Empty string to erase' },
   { name: 'old-secret', type: 'string', help: 'Select all keyslots that match this password' },

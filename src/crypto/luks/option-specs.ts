@@ -8,11 +8,14 @@ import type { CreateOptionSpec } from '../../block/types.js'
  * qemu's definition order (the order of the "Formatting" line; `-o help`
  * sorts them). The luks format lists them after size and key-secret.
  */
+/** iter-time, which amend takes too */
+export const LUKS_ITER_TIME_OPTION: CreateOptionSpec = { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' }
+
 export const LUKS_ALGORITHM_OPTIONS: CreateOptionSpec[] = [
   { name: 'cipher-alg', type: 'string', help: 'Name of encryption cipher algorithm' },
   { name: 'cipher-mode', type: 'string', help: 'Name of encryption cipher mode' },
   { name: 'ivgen-alg', type: 'string', help: 'Name of IV generator algorithm' },
   { name: 'ivgen-hash-alg', type: 'string', help: 'Name of IV generator hash algorithm' },
   { name: 'hash-alg', type: 'string', help: 'Name of encryption hash algorithm' },
-  { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' },
+  LUKS_ITER_TIME_OPTION,
 ]

@@ -4,6 +4,7 @@ import { BlockError } from '../../cli/errors.js'
 import type { JsonValue } from '../../cli/qjson.js'
 import type { ByteStore } from '../../io/byte-store.js'
 import { ImageBase } from '../../block/image.js'
+import { settleInOrder } from '../../block/settle.js'
 import { newCacheOwner, type ClusterCache } from '../../block/cache.js'
 import type {
   BlockDriver, CheckResult, ImageDetails, LayerStatus, OpenContext, PersistentBitmaps, Preallocation, RepairMode, SnapshotInfo, SnapshotSpec,
@@ -327,7 +328,7 @@ export class Qcow2Image extends ImageBase {
       const clusterStart = pos - (pos % g.clusterSize)
       const stop = Math.min(clusterStart + g.clusterSize, end)
       const part = buf.subarray(pos - offset, stop - offset)
-      jobs.push(this.readClusterPart(part, pos))
+      jobs.push(this.readEncryptedPart(part, pos))
       pos = stop
     }
     await Promise.all(jobs)
@@ -349,10 +350,7 @@ export class Qcow2Image extends ImageBase {
       jobs.push(this.compressedCluster(entries[i], entries[i + 1]).then(c => { c.copy(part, 0, inCluster, inCluster + part.length) }))
       pos += part.length
     }
-    if (jobs.length === 1) return jobs[0]
-    const results = await Promise.allSettled(jobs)
-    const failed = results.find(r => r.status === 'rejected')
-    if (failed) throw (failed as PromiseRejectedResult).reason
+    await settleInOrder(jobs)
   }
 
   /** A compressed cluster's bytes, through the cluster cache. */
@@ -373,7 +371,7 @@ export class Qcow2Image extends ImageBase {
   /**
    * Prefetching a run of data: compressed clusters (their L2 entries come
    * with the status) are brought into the cluster cache, as one batch.
-   * Plain and encrypted data (never cached, see readClusterPart) have
+   * Plain and encrypted data (never cached, see readEncryptedPart) have
    * nothing to prepare.
    */
   protected override async prefetchData (_offset: number, _length: number, st: LayerStatus): Promise<void> {
@@ -393,18 +391,16 @@ export class Qcow2Image extends ImageBase {
     return { hi: l2.readUInt32BE(e), lo: l2.readUInt32BE(e + 4) }
   }
 
-  /** Read part of one cluster that is compressed or encrypted. */
-  private async readClusterPart (buf: Buffer, offset: number): Promise<void> {
+  /**
+   * Read part of one encrypted cluster (data without a host offset that is
+   * not compressed: compressed runs come with their entries, see readData).
+   * Only the sectors the request covers are decrypted. Not cached: writes
+   * re-encrypt clusters in place and a cache of plaintext would go stale.
+   */
+  private async readEncryptedPart (buf: Buffer, offset: number): Promise<void> {
     const g = this.geo
     const { hi, lo } = await this.entryWords(offset)
     const inCluster = offset % g.clusterSize
-    if (hi & OFLAG_COMPRESSED_HI) {
-      const cluster = await this.compressedCluster(hi, lo)
-      cluster.copy(buf, 0, inCluster, inCluster + buf.length)
-      return
-    }
-    // encrypted data: decrypt just the sectors the request covers. Not cached:
-    // writes re-encrypt clusters in place and a cache of plaintext would go stale.
     const crypto = this.shared.crypto!
     const host = standardHost(hi, lo, this.entryContext.dataFile) ?? 0
     const ss = crypto.sectorSize

@@ -155,16 +155,14 @@ static napi_value js_pread_cached(napi_env env, napi_callback_info info) {
 }
 
 /*
- * setBatchScheduling(tid): put thread `tid` (0 = the caller) under
- * SCHED_BATCH, Linux's policy for throughput work: such a thread does not
- * preempt a running one when it wakes up. 0 or -errno.
+ * setBatchScheduling(): put the calling thread (and the threads it starts
+ * later) under SCHED_BATCH, Linux's policy for throughput work: such a
+ * thread does not preempt a running one when it wakes up. 0 or -errno.
  */
 static napi_value js_set_batch_scheduling(napi_env env, napi_callback_info info) {
-  size_t argc = 1; napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  pid_t tid = argc > 0 ? (pid_t)arg_i64(env, argv[0]) : 0;
+  (void)info;
   struct sched_param p = { 0 };
-  if (sched_setscheduler(tid, SCHED_BATCH, &p) != 0) return ret_i64(env, -errno);
+  if (sched_setscheduler(0, SCHED_BATCH, &p) != 0) return ret_i64(env, -errno);
   return ret_i64(env, 0);
 }
 
