@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Build step after tsc (`npm run build`): put the CLI — dist/src/cli/main.js
 // and every module it imports, lazy ones included — into one CommonJS file,
-// dist/qimg.cjs, then record V8's code cache for it in dist/qimg.cjs.cache.
+// dist/qimg.cjs, then record V8's code caches for it in dist/code-cache/.
 //
 // Why: a qimg command used to spend ~40 ms over bare `node` start-up, most of
 // it in Node's ES module loader resolving, reading and compiling 40 files one
@@ -32,33 +32,48 @@ await build({
   external: ['fuse-native', 'zstd-napi', '*.node'],
   // the modules ask import.meta.url where they are (createRequire, the
   // project root): in the bundle that is the bundle's own file
-  define: { 'import.meta.url': '__qimgBundleUrl' },
-  banner: { js: 'const __qimgBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  // Node's global `performance` loads perf_hooks (about a millisecond) the
+  // first time anything reads it, and lru-cache reads it as it loads, on
+  // every command. The bundle sees a stand-in that reads it on first use:
+  // only convert -r and snapshot -c ever do.
+  define: { 'import.meta.url': '__qimgBundleUrl', performance: '__qimgPerformance' },
+  banner: {
+    js: 'const __qimgBundleUrl = require("node:url").pathToFileURL(__filename).href;\n' +
+      'const __qimgPerformance = { now: () => globalThis.performance.now(), get timeOrigin () { return globalThis.performance.timeOrigin } };',
+  },
   logLevel: 'warning',
 })
 
-// The code cache holds what V8 compiled while running typical commands on
-// the demo image, in one process: the top level of every module, and the
-// functions that open, read, map, check, measure, compare, create and
-// convert (qcow2 to raw and back). Anything else compiles lazily, as usual.
-fs.rmSync(OUT + '.cache', { force: true })
+// Each code cache holds what V8 compiled while running typical commands on
+// the demo image: the top level of every module, and the functions those
+// commands ran. One per command below, recorded in a process of its own
+// (bin/launch.cjs picks it by the command line), and one of all of them
+// together for any other command. Anything else compiles lazily, as usual.
+const CACHES = path.join(ROOT, 'dist/code-cache')
+fs.rmSync(CACHES, { recursive: true, force: true })
+fs.mkdirSync(CACHES)
 const demo = path.join(ROOT, 'fixtures/demo.qcow2')
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qimg-cache-'))
 const t = name => path.join(tmp, name)
-const runs = [
-  ['info', demo], ['info', '--output=json', demo], ['map', '--output=json', demo],
-  ['check', demo], ['measure', '-O', 'qcow2', demo],
-  ['convert', '-O', 'raw', demo, t('a.raw')],
-  ['convert', '-O', 'qcow2', t('a.raw'), t('b.qcow2')],
-  ['compare', demo, t('b.qcow2')],
-  ['create', '-q', '-f', 'qcow2', t('c.qcow2'), '64M'],
-]
-try {
+const RUNS = {
+  info: [['info', demo], ['info', '--output=json', demo]],
+  map: [['map', '--output=json', demo]],
+  check: [['check', demo], ['check', '--output=json', demo]],
+  measure: [['measure', '-O', 'qcow2', demo]],
+  convert: [['convert', '-O', 'raw', demo, t('a.raw')], ['convert', '-O', 'qcow2', t('a.raw'), t('b.qcow2')]],
+  compare: [['compare', demo, demo]],
+  create: [['create', '-q', '-f', 'qcow2', t('c.qcow2'), '64M']],
+}
+function record (file, runs) {
   execFileSync(process.execPath, [path.join(ROOT, 'bin/run.js')], {
-    env: { ...process.env, QIMG_WRITE_CODE_CACHE: '1', QIMG_CODE_CACHE_RUNS: JSON.stringify(runs) },
+    env: { ...process.env, QIMG_WRITE_CODE_CACHE: file, QIMG_CODE_CACHE_RUNS: JSON.stringify(runs) },
     stdio: ['ignore', 'ignore', 'inherit'],
   })
+  if (!fs.existsSync(file)) throw new Error(`bundle.mjs: no code cache was written to ${file}`)
+}
+try {
+  for (const [command, runs] of Object.entries(RUNS)) record(path.join(CACHES, command), runs)
+  record(path.join(CACHES, 'all'), Object.values(RUNS).flat())
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true })
 }
-if (!fs.existsSync(OUT + '.cache')) throw new Error('bundle.mjs: no code cache was written')
