@@ -68,7 +68,11 @@ function launch (program) {
   // what they compiled is in it
   const runs = writeCache && process.env.QIMG_CODE_CACHE_RUNS
   if (runs) return warmUp(mod.exports.main, JSON.parse(runs), program)
-  return mod.exports.main(argv, program)
+  return mod.exports.main(argv, program).then(() => {
+    // registered now, so that it comes after any other 'exit' listener;
+    // Node writes V8 coverage during its teardown, so not under coverage
+    if (!process.env.NODE_V8_COVERAGE) process.once('exit', code => mod.exports.exitWithoutTeardown(code))
+  })
 }
 
 async function warmUp (main, runs, program) {

@@ -127,3 +127,42 @@ t.test('the bundle is plain ASCII', async t => {
   const at = text.search(/[^\x00-\x7f]/)
   t.equal(at, -1, at < 0 ? 'ASCII' : `non-ASCII near: ${text.slice(Math.max(0, at - 60), at + 20)}`)
 })
+
+t.test('a finished command ends without Node\'s teardown, with its exit status, after every other exit listener', async t => {
+  // the probe wraps the addon's exitNow as the bundle loads it, and adds an
+  // 'exit' listener of its own before qimg starts
+  const dir = t.testdir()
+  const probe = path.join(dir, 'probe.cjs')
+  fs.writeFileSync(probe, `
+const fs = require('fs'), Module = require('module'), load = Module._load
+process.on('exit', code => fs.writeSync(2, 'listener ' + code + '\\n'))
+Module._load = function (request, ...rest) {
+  const m = load.call(this, request, ...rest)
+  if (!String(request).endsWith('qimg_native.node')) return m
+  // (the addon's own properties are read-only: hand out a wrapper)
+  return Object.create(m, { exitNow: { value: code => { fs.writeSync(2, 'exitNow ' + code + '\\n'); m.exitNow(code) } } })
+}
+`)
+  const a = path.join(dir, 'a.qcow2')
+  const b = path.join(dir, 'b.qcow2')
+  for (const f of [a, b]) t.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', f, '1M']).status, 0)
+  t.equal(spawnSync('qemu-io', ['-c', 'write -P 1 0 4k', b]).status, 0)
+  const run = (...args: string[]) => spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--interrupt-budget=1000000', '-r', probe, path.join(ROOT, 'bin/qemu-img.js'), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+  const cases: Array<[string[], number, string]> = [
+    [['info', a], 0, ''],
+    [['compare', a, b], 1, 'Content mismatch at offset 0!\n'],
+    [['info', path.join(dir, 'missing')], 1, ''],
+    [['nosuch'], 1, ''],
+  ]
+  for (const [args, status, stdout] of cases) {
+    const r = run(...args)
+    t.equal(r.status, status, args.join(' '))
+    if (stdout) t.equal(r.stdout, stdout)
+    // qimg's messages, then the probe's listener, then exitNow with the same status
+    t.match(r.stderr, new RegExp(`listener ${status}\\nexitNow ${status}\\n$`), args.join(' '))
+  }
+  // exitNow itself: the process ends there
+  const direct = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(ROOT, 'build/Release/qimg_native.node'))}).exitNow(7); console.log('not reached')`], { encoding: 'utf8' })
+  t.equal(direct.status, 7)
+  t.equal(direct.stdout, '')
+})

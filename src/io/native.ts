@@ -23,6 +23,8 @@ export interface NativeCalls {
   alignedBuffer?(size: number): Buffer | null
   /** map[i] = 1 for each all-zero 512-byte sector i of buf (0 otherwise); the number of zero sectors, or -errno */
   zeroSectorMap?(buf: Buffer, map: Uint8Array): number
+  /** _exit(code): the process ends here, without Node's teardown */
+  exitNow?(code: number): never
   /** SCHED_BATCH for the calling thread (and the threads it starts later); 0 or -errno */
   setBatchScheduling?(): number
 }

@@ -166,6 +166,18 @@ static napi_value js_set_batch_scheduling(napi_env env, napi_callback_info info)
   return ret_i64(env, 0);
 }
 
+/*
+ * exitNow(code): end the process at once (_exit). For when Node has nothing
+ * left to do but tear itself down (see src/cli/main.ts exitWithoutTeardown).
+ */
+static napi_value js_exit_now(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t code = 1;
+  if (argc >= 1) napi_get_value_int32(env, argv[0], &code);
+  _exit(code & 0xff);
+}
+
 static int block_is_zero(const uint8_t *p, size_t n) {
   if (p[0] != 0 || p[n - 1] != 0) return 0;
   size_t i = 0;
@@ -216,6 +228,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "preadCached", NULL, js_pread_cached, NULL, NULL, NULL, napi_default, NULL },
     { "setBatchScheduling", NULL, js_set_batch_scheduling, NULL, NULL, NULL, napi_default, NULL },
     { "zeroSectorMap", NULL, js_zero_sector_map, NULL, NULL, NULL, napi_default, NULL },
+    { "exitNow", NULL, js_exit_now, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;
