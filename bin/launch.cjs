@@ -12,7 +12,6 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const vm = require('node:vm')
-const { createRequire } = require('node:module')
 
 const V8_FLAG = '--interrupt-budget=1000000'
 
@@ -62,7 +61,9 @@ function launch (program) {
   const { file, script } = bundle
   if (writeCache) process.on('exit', () => fs.writeFileSync(writeCache, script.createCachedData()))
   const mod = { exports: {} }
-  script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, path.dirname(file))
+  // the bundle's require is this file's: it finds the same packages (bin/ and
+  // dist/ are both in the project), without loading node:module for createRequire
+  script.runInThisContext().call(mod.exports, mod.exports, require, mod, file, path.dirname(file))
   // the build records a cache after a few typical commands run in this one
   // process (QIMG_CODE_CACHE_RUNS, a JSON list of argument lists), so that
   // what they compiled is in it

@@ -30,6 +30,7 @@ await build({
   format: 'cjs',
   target: 'node20',
   external: ['fuse-native', 'zstd-napi', '*.node'],
+  alias: { 'node:module': path.join(ROOT, 'scripts/bundle-shims/node-module.cjs') },
   // the modules ask import.meta.url where they are (createRequire, the
   // project root): in the bundle that is the bundle's own file
   // Node's global `performance` loads perf_hooks (about a millisecond) the

@@ -95,18 +95,19 @@ t.test('output goes out with write(2): whole through a pipe, and a reader that g
   t.equal(r.stderr, '', 'no stack trace')
 })
 
-t.test('a short command does not load Node\'s stream machinery, nor perf_hooks', async t => {
+t.test('a short command does not load Node\'s stream machinery, perf_hooks or node:module', async t => {
   // process.stdout would load streams: qimg writes to the descriptors itself
   // (src/cli/output.ts); the global performance, which lru-cache reads as it
-  // loads, would load perf_hooks: the bundle gives it a stand-in (scripts/bundle.mjs)
+  // loads, would load perf_hooks: the bundle gives it a stand-in (scripts/bundle.mjs);
+  // createRequire would load node:module: the bundle has a shim (scripts/bundle-shims)
   const probe = path.join(t.testdir(), 'probe.cjs')
-  fs.writeFileSync(probe, `process.on("exit", () => require("fs").writeSync(2, ["stream", "perf_hooks"].filter(m => process.moduleLoadList.includes("NativeModule " + m)).join(",") + "\\n"))\n`)
+  fs.writeFileSync(probe, `process.on("exit", () => require("fs").writeSync(2, ["stream", "perf_hooks", "module"].filter(m => process.moduleLoadList.includes("NativeModule " + m)).join(",") + "\\n"))\n`)
   // (through env -u: tap adds its own NODE_OPTIONS to every child, and its hooks load streams themselves)
   const env = { PATH: process.env.PATH }
   const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--interrupt-budget=1000000', '-r', probe, path.join(ROOT, 'bin/qemu-img.js'), 'info', path.join(ROOT, 'fixtures/demo.qcow2')], { encoding: 'utf8', env })
   t.equal(r.status, 0, r.stderr)
   t.match(r.stdout, /file format: qcow2/)
-  t.equal(r.stderr, '\n', 'neither is loaded')
+  t.equal(r.stderr, '\n', 'none is loaded')
 })
 
 t.test('bulk-data commands ask for SCHED_BATCH before their I/O threads start', async t => {
@@ -129,18 +130,19 @@ t.test('the bundle is plain ASCII', async t => {
 })
 
 t.test('a finished command ends without Node\'s teardown, with its exit status, after every other exit listener', async t => {
-  // the probe wraps the addon's exitNow as the bundle loads it, and adds an
+  // the probe wraps the addon's exitNow as the bundle loads it (process.dlopen), and adds an
   // 'exit' listener of its own before qimg starts
   const dir = t.testdir()
   const probe = path.join(dir, 'probe.cjs')
   fs.writeFileSync(probe, `
-const fs = require('fs'), Module = require('module'), load = Module._load
+const fs = require('fs'), dlopen = process.dlopen
 process.on('exit', code => fs.writeSync(2, 'listener ' + code + '\\n'))
-Module._load = function (request, ...rest) {
-  const m = load.call(this, request, ...rest)
-  if (!String(request).endsWith('qimg_native.node')) return m
+process.dlopen = function (module, filename, ...rest) {
+  dlopen.call(this, module, filename, ...rest)
+  if (!String(filename).endsWith('qimg_native.node')) return
   // (the addon's own properties are read-only: hand out a wrapper)
-  return Object.create(m, { exitNow: { value: code => { fs.writeSync(2, 'exitNow ' + code + '\\n'); m.exitNow(code) } } })
+  const m = module.exports
+  module.exports = Object.create(m, { exitNow: { value: code => { fs.writeSync(2, 'exitNow ' + code + '\\n'); m.exitNow(code) } } })
 }
 `)
   const a = path.join(dir, 'a.qcow2')

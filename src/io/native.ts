@@ -1,7 +1,6 @@
 // Loader for the small native addon (src/io/native/qimg_native.c). If it is
 // missing (not built), callers fall back to what plain Node can do: every
 // byte reported as data, preallocation by writing zeros, no image locks.
-import { createRequire } from 'node:module'
 import path from 'node:path'
 import { projectRoot } from '../project-root.js'
 
@@ -40,8 +39,11 @@ let loaded: NativeCalls | null | undefined
 export function native (): NativeCalls | null {
   if (loaded === undefined) {
     try {
-      const require = createRequire(import.meta.url)
-      loaded = require(path.join(projectRoot(), 'build/Release/qimg_native.node')) as NativeCalls
+      // process.dlopen, not require: the module loader's resolution of the
+      // path (realpath, package scope) cost more than loading the addon
+      const addon = { exports: {} }
+      process.dlopen(addon, path.join(projectRoot(), 'build/Release/qimg_native.node'))
+      loaded = addon.exports as NativeCalls
     } catch { loaded = null }
   }
   return loaded
