@@ -70,10 +70,15 @@ function launch (program) {
   const runs = writeCache && process.env.QIMG_CODE_CACHE_RUNS
   if (runs) return warmUp(mod.exports.main, JSON.parse(runs), program)
   return mod.exports.main(argv, program).then(() => {
-    // registered now, so that it comes after any other 'exit' listener;
-    // Node writes V8 coverage during its teardown, so not under coverage
-    if (!process.env.NODE_V8_COVERAGE) process.once('exit', code => mod.exports.exitWithoutTeardown(code))
+    // registered now, so that it comes after any other 'exit' listener
+    if (!teardownWrites()) process.once('exit', code => mod.exports.exitWithoutTeardown(code))
   })
+}
+
+/** Whether Node was asked for something it writes out as it tears down: coverage, profiles, trace events. */
+function teardownWrites () {
+  const options = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ')
+  return !!process.env.NODE_V8_COVERAGE || /--(cpu-prof|heap-prof|prof|trace-event)/.test(options)
 }
 
 async function warmUp (main, runs, program) {

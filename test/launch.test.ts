@@ -163,6 +163,11 @@ process.dlopen = function (module, filename, ...rest) {
     // qimg's messages, then the probe's listener, then exitNow with the same status
     t.match(r.stderr, new RegExp(`listener ${status}\\nexitNow ${status}\\n$`), args.join(' '))
   }
+  // asked for a CPU profile, which Node writes as it tears down, qimg leaves that to Node
+  const profiles = path.join(dir, 'profiles')
+  const profiled = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--interrupt-budget=1000000', '--cpu-prof', `--cpu-prof-dir=${profiles}`, path.join(ROOT, 'bin/qemu-img.js'), 'info', a], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+  t.equal(profiled.status, 0, profiled.stderr)
+  t.equal(fs.readdirSync(profiles).filter(f => f.endsWith('.cpuprofile')).length, 1, 'the profile is written')
   // exitNow itself: the process ends there
   const direct = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(ROOT, 'build/Release/qimg_native.node'))}).exitNow(7); console.log('not reached')`], { encoding: 'utf8' })
   t.equal(direct.status, 7)
