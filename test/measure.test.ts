@@ -60,6 +60,21 @@ t.test('from an image: allocation, zeros, compression, backing chains, snapshots
   await sameAsQemuFast(t, ['measure', '-O', 'qcow2', '-f', 'raw', 's.qcow2'], dir)
 })
 
+t.test('from images whose runs cross L2 tables (qimg asks for status across them)', async t => {
+  const dir = t.testdir()
+  const f = (n: string) => path.join(dir, n)
+  // 512-byte clusters: an L2 table covers 32 KiB; with subclusters, 16 KiB clusters cover 16 MiB
+  qemuImgOk(['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=512', f('small.qcow2'), '4M'])
+  qemuIoOk(['write 0 100k', 'write 31k 3k', 'write -z 200k 70k', 'write -c 300k 40k', 'write 1000k 1k', 'write 2047k 66k'], f('small.qcow2'))
+  qemuImgOk(['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=16k,extended_l2=on', f('sub.qcow2'), '64M'])
+  qemuIoOk(['write 15M 2M', 'write 16385k 1k', 'write -z 17M 3k', 'write 32767k 2k', 'write 48M 1k'], f('sub.qcow2'))
+  for (const src of ['small.qcow2', 'sub.qcow2']) {
+    for (const o of ['', 'cluster_size=512', 'cluster_size=4k', 'cluster_size=2M']) {
+      await sameAsQemuFast(t, ['measure', '-O', 'qcow2', ...(o ? ['-o', o] : []), '--output=json', src], dir)
+    }
+  }
+})
+
 t.test('measure refuses what qemu-img refuses', async t => {
   const dir = t.testdir()
   qemuImgOk(['create', '-q', '-f', 'qcow2', path.join(dir, 's.qcow2'), '10M'])

@@ -13,12 +13,17 @@ function fail (message: string): never {
   throw new BlockError(message, 'EINVAL')
 }
 
-/** Bytes of the source that hold data, each run rounded out to whole output clusters. */
+/**
+ * Bytes of the source that hold data, each run rounded out to whole output
+ * clusters. Status answers may run across L2 tables (`wide`): two data runs
+ * side by side count the same as one, since a run's count ends where the
+ * next query starts.
+ */
 export async function allocatedDataBytes (img: Image, size: number, clusterSize: number): Promise<number> {
   let required = 0
   let offset = 0
   while (offset < size) {
-    const ext = await img.blockStatus(offset, size - offset)
+    const ext = await img.blockStatus(offset, size - offset, { wide: true })
     let len = ext.length
     if (ext.kind === 'data' && !ext.zero) {
       // count from the start of the cluster to the end of the last one touched
