@@ -57,7 +57,7 @@ export class ClusterAllocator {
         this.freeIndex = c
         continue
       }
-      for (let i = 0; i < n; i++) await refs.set(c + i, 1)
+      await refs.setRange(c, n, 1)
       this.noteUsed(c, n)
       return c * this.cs
     }

@@ -51,12 +51,15 @@ export function hostOf (v: L2Entry, external = false): number {
 }
 
 /** An entry pointing to `host` with OFLAG_COPIED (refcount 1), optionally with the zero flag. */
-export function plainEntry (host: number, bm: { bmHi: number, bmLo: number } = { bmHi: 0, bmLo: 0 }, zero = false, copied = true): L2Entry {
-  if (host < 0) return { hi: 0, lo: zero ? OFLAG_ZERO_LO : 0, ...bm }
+export function plainEntry (host: number, bm?: { bmHi: number, bmLo: number }, zero = false, copied = true): L2Entry {
+  const bmHi = bm?.bmHi ?? 0
+  const bmLo = bm?.bmLo ?? 0
+  if (host < 0) return { hi: 0, lo: zero ? OFLAG_ZERO_LO : 0, bmHi, bmLo }
   return {
     hi: (Math.floor(host / 0x100000000) | (copied ? OFLAG_COPIED_HI : 0)) >>> 0,
     lo: ((host >>> 0) | (zero ? OFLAG_ZERO_LO : 0)) >>> 0,
-    ...bm,
+    bmHi,
+    bmLo,
   }
 }
 

@@ -91,6 +91,24 @@ export class RefcountTable {
     this.dirtyBlocks.add(block)
   }
 
+  /**
+   * Set the refcounts of clusters [first, first + count) to `value`; their
+   * blocks must exist. One lookup per block, not per cluster: an allocating
+   * write takes dozens of clusters at once.
+   */
+  async setRange (first: number, count: number, value: number): Promise<void> {
+    if (value < 0 || value > this.maxValue) throw new BlockError('Refcount overflow', 'ERANGE')
+    const per = this.perBlock
+    for (let c = first; c < first + count;) {
+      const b = Math.floor(c / per)
+      const buf = this.blocks.get(b) ?? await this.block(b)
+      if (!buf) throw new BlockError(`internal: no refcount block for cluster ${c}`, 'EIO')
+      const stop = Math.min(first + count, (b + 1) * per)
+      for (; c < stop; c++) setRefcount(buf, c - b * per, this.order, value)
+      this.dirtyBlocks.add(b)
+    }
+  }
+
   /** Install a new (zeroed) refcount block for block index `b` at `offset`. */
   addBlock (b: number, offset: number): Buffer {
     const buf = Buffer.alloc(this.clusterSize)

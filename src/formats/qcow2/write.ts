@@ -38,6 +38,15 @@ const loadCompressWrite = (): Promise<typeof import('./compress-write.js')> => (
 /** Dirty L2 tables are written out once this many are held. */
 const MAX_DIRTY_TABLES = 64
 
+/** `job` as a plain overwrite of bytes a..b of its own host cluster */
+function inPlace (job: ClusterJob, host: number, a: number, b: number): ClusterJob {
+  job.r0 = a
+  job.r1 = b
+  job.host = host
+  job.inPlace = true
+  return job
+}
+
 interface ClusterJob {
   /** guest cluster index */
   gc: number
@@ -270,6 +279,8 @@ export class Qcow2Writer {
     return { jobs, release }
   }
 
+  // (one job object per cluster, filled in place: an allocating write plans
+  // thousands of clusters, and each copy was garbage for the collector)
   private planCluster (gc: number, a: number, b: number, old: L2Entry): ClusterJob {
     const g = this.g
     const cs = g.clusterSize
@@ -277,26 +288,32 @@ export class Qcow2Writer {
     const host = hostOf(old, this.externalData)
     const ownHost = host !== NO_HOST && (isCopied(old) || this.externalData)
     if (!g.extendedL2) {
-      if (ownHost && !hasZeroFlag(old)) {
-        return { ...job, r0: a, r1: b, host, inPlace: true }
-      }
-      if (ownHost) return { ...job, host } // preallocated zero cluster: fill it, drop the flag
+      if (ownHost && !hasZeroFlag(old)) return inPlace(job, host, a, b)
+      if (ownHost) { job.host = host; return job } // preallocated zero cluster: fill it, drop the flag
       return this.freshHost(job)
     }
     const s0 = Math.floor(a / g.subclusterSize)
     const s1 = Math.floor((b - 1) / g.subclusterSize)
     const mask = subclusterMask(s0, s1)
     if (!isCompressed(old) && ownHost) {
-      if ((old.bmLo & mask) >>> 0 === mask) return { ...job, r0: a, r1: b, host, inPlace: true, mask }
-      return { ...job, r0: s0 * g.subclusterSize, r1: (s1 + 1) * g.subclusterSize, host, mask }
+      job.mask = mask
+      if ((old.bmLo & mask) >>> 0 === mask) return inPlace(job, host, a, b)
+      job.r0 = s0 * g.subclusterSize
+      job.r1 = (s1 + 1) * g.subclusterSize
+      job.host = host
+      return job
     }
     if (isCompressed(old) || host !== NO_HOST) return this.freshHost(job) // copy the whole cluster
-    return this.freshHost({ ...job, r0: s0 * g.subclusterSize, r1: (s1 + 1) * g.subclusterSize, mask })
+    job.r0 = s0 * g.subclusterSize
+    job.r1 = (s1 + 1) * g.subclusterSize
+    job.mask = mask
+    return this.freshHost(job)
   }
 
   private freshHost (job: ClusterJob): ClusterJob {
-    if (this.externalData) return { ...job, host: job.gc * this.cs, fresh: true }
-    return { ...job, fresh: true }
+    if (this.externalData) job.host = job.gc * this.cs
+    job.fresh = true
+    return job
   }
 
   /** Refuse data writes into metadata (a hostile or damaged L2 entry), as qemu's overlap check does. */
@@ -349,35 +366,32 @@ export class Qcow2Writer {
   /** Write the data of a plan: in-place pieces and (copied-on-write) new clusters. */
   private async execute (plan: WritePlan, data: Buffer, offset: number): Promise<void> {
     const cs = this.cs
-    const pieces: Array<{ host: number, buf: Buffer, guest: number }> = []
+    // one piece per run of clusters contiguous on the host whose bytes come
+    // straight from `data` (`at`: where in it), or one per copied-on-write cluster (`buf`)
+    const merged: Array<{ host: number, guest: number, length: number, at: number, buf?: Buffer }> = []
     for (const j of plan.jobs) {
-      const src = data.subarray(j.gc * cs + j.a - offset, j.gc * cs + j.b - offset)
-      let buf = src
-      if (j.r0 !== j.a || j.r1 !== j.b) {
-        // copy-on-write: the rest of the region keeps what the guest sees now
-        buf = Buffer.alloc(j.r1 - j.r0)
-        if (j.a > j.r0) await this.readGuest(buf.subarray(0, j.a - j.r0), j.gc * cs + j.r0)
-        if (j.r1 > j.b) await this.readGuest(buf.subarray(j.b - j.r0), j.gc * cs + j.b)
-        src.copy(buf, j.a - j.r0)
+      const at = j.gc * cs + j.a - offset
+      if (j.r0 === j.a && j.r1 === j.b) {
+        const last = merged[merged.length - 1]
+        if (last && !last.buf && last.host + last.length === j.host + j.r0 && last.at + last.length === at) {
+          last.length += j.b - j.a
+        } else {
+          merged.push({ host: j.host + j.r0, guest: j.gc * cs + j.r0, length: j.b - j.a, at })
+        }
+        continue
       }
-      pieces.push({ host: j.host + j.r0, buf, guest: j.gc * cs + j.r0 })
-    }
-    // coalesce neighbours whose bytes are contiguous both on the host and in memory
-    const merged: typeof pieces = []
-    for (const p of pieces) {
-      const last = merged[merged.length - 1]
-      if (last && last.host + last.buf.length === p.host && last.buf.buffer === p.buf.buffer &&
-          last.buf.byteOffset + last.buf.length === p.buf.byteOffset) {
-        last.buf = Buffer.from(last.buf.buffer, last.buf.byteOffset, last.buf.length + p.buf.length)
-      } else {
-        merged.push({ ...p })
-      }
+      // copy-on-write: the rest of the region keeps what the guest sees now
+      const buf = Buffer.alloc(j.r1 - j.r0)
+      if (j.a > j.r0) await this.readGuest(buf.subarray(0, j.a - j.r0), j.gc * cs + j.r0)
+      if (j.r1 > j.b) await this.readGuest(buf.subarray(j.b - j.r0), j.gc * cs + j.b)
+      data.copy(buf, j.a - j.r0, at, at + j.b - j.a)
+      merged.push({ host: j.host + j.r0, guest: j.gc * cs + j.r0, length: buf.length, at, buf })
     }
     const crypto = this.img.shared.crypto
     const io = Promise.all(merged.map(async p => {
-      let out = p.buf
+      let out = p.buf ?? data.subarray(p.at, p.at + p.length)
       if (crypto) {
-        out = Buffer.from(p.buf)
+        out = Buffer.from(out)
         crypto.encrypt(out, crypto.physicalIV ? p.host : p.guest)
       }
       await this.dataStore.write(out, p.host)
