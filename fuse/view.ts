@@ -2,7 +2,7 @@
 // maybe written, and asked what is allocated. Every `Image` is a View; the
 // small layers in views/ (read-only guard, partition window) wrap a View in
 // nbdkit's filter style, so any file in the mount is a stack of them.
-import type { ExtentKind, StatusOptions } from '../src/block/types.js'
+import { WIDE_STATUS, type ExtentKind, type StatusOptions } from '../src/block/types.js'
 
 export interface ViewStatus {
   kind: ExtentKind
@@ -33,8 +33,7 @@ export async function allocatedBytes (view: View): Promise<number> {
   let total = 0
   let pos = 0
   while (pos < view.size) {
-    // (wide: only the sum counts, so answers need not stop at each L2 table or compressed cluster)
-    const st = await view.blockStatus(pos, view.size - pos, { wide: true })
+    const st = await view.blockStatus(pos, view.size - pos, WIDE_STATUS)
     const len = Math.max(1, Math.min(st.length, view.size - pos))
     if (st.kind === 'data' && !st.zero) total += len
     pos += len

@@ -31,9 +31,9 @@ export interface StatusOptions {
    * Let one answer run on past the end of the format's metadata table (a
    * qcow2 L2 table) while the status stays the same, and over a run of
    * compressed clusters (each is an answer of its own otherwise, as in
-   * qemu). Only for callers that merge neighbouring answers anyway (map,
-   * the mount's st_blocks): convert, measure, commit and rebase act on where
-   * answers end.
+   * qemu). Only for callers that merge neighbouring answers or only add
+   * them up (WIDE_STATUS): convert's copying walk, commit and rebase act on
+   * where answers end.
    */
   wide?: boolean
   /**
@@ -42,6 +42,13 @@ export interface StatusOptions {
    */
   compressedRuns?: boolean
 }
+
+/**
+ * Status for walks that merge neighbouring answers or only add them up (map,
+ * measure, convert's progress total, the mount's st_blocks): the same result
+ * from fewer, longer answers.
+ */
+export const WIDE_STATUS: StatusOptions = { wide: true }
 
 /** Allocation status through the whole chain: the one source of allocation truth. */
 export interface Extent extends LayerStatus {

@@ -1,7 +1,7 @@
 // `map`: the allocation of an image through its backing chain, as qemu-img
 // reports it. Extents come from Image.blockStatus; neighbours with the same
 // depth and flags (and contiguous host offsets) merge into one entry.
-import type { Extent, Image } from '../block/types.js'
+import { WIDE_STATUS, type Extent, type Image } from '../block/types.js'
 
 export interface MapEntry {
   start: number
@@ -54,7 +54,7 @@ export async function * mapImage (img: Image, start: number, end: number): Async
   let pos = start
   while (pos < end) {
     // (wide: neighbours merge here anyway, so an answer need not stop at each L2 table)
-    const next = entryFromExtent(await img.blockStatus(pos, end - pos, { wide: true }))
+    const next = entryFromExtent(await img.blockStatus(pos, end - pos, WIDE_STATUS))
     pos += next.length
     if (mergeable(curr, next)) {
       curr.length += next.length

@@ -3,7 +3,7 @@
 // source really has, counted in output clusters.
 import { BlockError } from '../../cli/errors.js'
 import { isOn } from '../../cli/create-options.js'
-import type { CreateContext, Image, MeasureInput, MeasureResult } from '../../block/types.js'
+import { WIDE_STATUS, type CreateContext, type Image, type MeasureInput, type MeasureResult } from '../../block/types.js'
 import { Geometry } from './layout.js'
 import { fullyAllocatedLayout, l1EntriesFor, MAX_L1_BYTES } from './refcount-math.js'
 import { luksSetup } from './encryption-setup.js'
@@ -23,7 +23,7 @@ export async function allocatedDataBytes (img: Image, size: number, clusterSize:
   let required = 0
   let offset = 0
   while (offset < size) {
-    const ext = await img.blockStatus(offset, size - offset, { wide: true })
+    const ext = await img.blockStatus(offset, size - offset, WIDE_STATUS)
     let len = ext.length
     if (ext.kind === 'data' && !ext.zero) {
       // count from the start of the cluster to the end of the last one touched

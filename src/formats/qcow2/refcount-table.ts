@@ -82,13 +82,8 @@ export class RefcountTable {
   }
 
   /** Set a refcount; the block must exist (the allocator creates blocks first). */
-  async set (cluster: number, value: number): Promise<void> {
-    const { block, index } = this.locate(cluster)
-    const buf = await this.block(block)
-    if (!buf) throw new BlockError(`internal: no refcount block for cluster ${cluster}`, 'EIO')
-    if (value < 0 || value > this.maxValue) throw new BlockError('Refcount overflow', 'ERANGE')
-    setRefcount(buf, index, this.order, value)
-    this.dirtyBlocks.add(block)
+  set (cluster: number, value: number): Promise<void> {
+    return this.setRange(cluster, 1, value)
   }
 
   /**

@@ -9,7 +9,7 @@
 //  - with a backing file for the target only what the source's top layer
 //    holds is copied.
 import { strerror, errnoOf, QemuError } from '../../cli/errors.js'
-import type { Extent, Image, StatusOptions } from '../../block/types.js'
+import { WIDE_STATUS, type Extent, type Image } from '../../block/types.js'
 import { SECTOR } from './zero-scan.js'
 
 export type ChunkKind = 'data' | 'zero' | 'backing'
@@ -41,7 +41,6 @@ export interface PlannerOptions {
 
 /** 2 MiB: the data chunk size (IO_BUF_SIZE) */
 export const BUF_SECTORS = (2 << 20) / SECTOR
-const WIDE: StatusOptions = { wide: true }
 /** the largest request the block layer takes (INT_MAX bytes, in whole sectors) */
 const MAX_STATUS_SECTORS = Math.floor(0x7fffffff / SECTOR)
 
@@ -93,7 +92,7 @@ export class ChunkPlanner {
     const length = Math.min(sectors * SECTOR, image.size - offset)
     let ext: Extent
     try {
-      ext = await image.blockStatus(offset, length, this.opts.wideStatus ? WIDE : undefined)
+      ext = await image.blockStatus(offset, length, this.opts.wideStatus ? WIDE_STATUS : undefined)
     } catch (e) {
       const message = `error while reading block status at offset ${this.sector * SECTOR}: ${strerror(errnoOf(e))}`
       if (!this.opts.salvage) throw new QemuError(message)
