@@ -72,7 +72,7 @@ export default class Amend extends QemuCommand {
     if (a.args.length !== 1) throw new QemuError('Expecting one image file name')
     try { parseCacheMode(a.cache) } catch { throw new QemuError(`Invalid cache option: ${a.cache}`) }
     const secrets = secretsFromObjects(a.objects)
-    const img = await openForCommand({ name: a.args[0], format: a.format, imageOpts: a.imageOpts }, { secrets, readOnly: false })
+    const img = await openForCommand({ name: a.args[0], format: a.format, imageOpts: a.imageOpts }, { secrets, readOnly: false, noFlush: a.cache === 'unsafe' })
     try {
       const driver = await findFormat(img.format)!.load()
       if (help) {

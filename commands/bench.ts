@@ -107,7 +107,7 @@ export default class Bench extends QemuCommand {
       : (forceShare && write ? 'force-share=on can only be used with read-only images' : undefined)
     if (openProblem) throw new QemuError(`Could not open '${args[0]}': ${openProblem}`)
 
-    const img = await openForCommand({ name: args[0], format, imageOpts }, { readOnly: !write, forceShare })
+    const img = await openForCommand({ name: args[0], format, imageOpts }, { readOnly: !write, forceShare, noFlush: cache === 'unsafe' })
     try {
       out(`Sending ${count} ${write ? 'write' : 'read'} requests, ${bufferSize} bytes each, ${depth} in parallel (starting at offset ${offset}, step size ${step})\n`)
       if (flushInterval > 0) out(`Sending flush every ${flushInterval} requests\n`)

@@ -47,7 +47,7 @@ export default class Commit extends QemuCommand {
     const secrets = secretsFromObjects(objects)
     if (cache !== undefined) checkCacheMode(cache, 'cache')
 
-    const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, writableBacking: true })
+    const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, writableBacking: true, noFlush: cache === 'unsafe' })
     // from here on the progress line is started, and finished whatever happens
     const bar = new Progress(progress, 1)
     try {

@@ -140,7 +140,7 @@ export default class Convert extends QemuCommand {
       const keyOptions = Object.fromEntries(Object.entries(createOptions).filter(([k]) => k === 'key-secret' || k === 'encrypt.key-secret'))
       targetImage = await openForCommand(
         { name: target, format: a.targetImageOpts ? a.outFormat : (a.outFormat ?? 'raw'), imageOpts: a.targetImageOpts },
-        { secrets, readOnly: false, options: keyOptions },
+        { secrets, readOnly: false, options: keyOptions, noFlush: a.cache === 'unsafe' },
       )
       const targetDriver = await loadFormat(targetImage.format)
       if (a.skipCreate && a.compress && !targetDriver.supportsCompression) throw new QemuError('Compression not supported for this file format')

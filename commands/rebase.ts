@@ -54,7 +54,7 @@ export default class Rebase extends QemuCommand {
     try {
       if (cache !== undefined) checkCacheMode(cache, 'cache')
       if (srcCache !== undefined) checkCacheMode(srcCache, 'source cache')
-      const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, noBacking: unsafe })
+      const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, noBacking: unsafe, noFlush: cache === 'unsafe' })
       try {
         await rebaseImage(img, {
           backing: backing ?? '',

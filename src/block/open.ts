@@ -37,14 +37,16 @@ export interface OpenImageOptions {
   /** caches to use (shared by the whole chain; the FUSE server shares them across views) */
   clusterCache?: ClusterCache
   metadataCache?: ClusterCache
+  /** flushes do nothing (cache mode unsafe): the whole chain and any data file */
+  noFlush?: boolean
 }
 
 const MAX_CHAIN_DEPTH = 1024
 
 /** Open a file as a ByteStore, with qemu's messages for the usual failures. */
-export async function openFileStore (filename: string, writable: boolean): Promise<FileStore> {
+export async function openFileStore (filename: string, writable: boolean, noFlush = false): Promise<FileStore> {
   try {
-    return await FileStore.open(filename, { writable })
+    return await FileStore.open(filename, { writable, noFlush })
   } catch (err) {
     const code = errnoOf(err)
     if (code === 'EISDIR') throw new BlockError(`'file' driver requires '${filename}' to be a regular file`, 'EINVAL')
@@ -78,6 +80,15 @@ export function parseImageOpts (text: string): { format?: string, filename: stri
   return { format, filename, options }
 }
 
+/** qemu's boolean option values ('on', 'yes', 'true', 'y' and their opposites) */
+function boolOption (options: Record<string, string> | undefined, name: string): boolean | undefined {
+  const v = options?.[name]
+  if (v === undefined) return undefined
+  if (['on', 'yes', 'true', 'y'].includes(v)) return true
+  if (['off', 'no', 'false', 'n'].includes(v)) return false
+  throw new BlockError(`Parameter '${name}' expects 'on' or 'off'`, 'EINVAL')
+}
+
 async function readHead (store: ByteStore): Promise<Buffer> {
   const head = Buffer.alloc(PROBE_SIZE)
   const n = await store.read(head, 0)
@@ -88,7 +99,10 @@ async function openOne (filename: string, opts: OpenImageOptions, secrets: Secre
   const readOnly = opts.readOnly ?? true
   let format = opts.format
   if (format !== undefined && !findFormat(format)) throw new BlockError(`Unknown driver '${format}'`, 'EINVAL')
-  const store = await openFileStore(filename, !readOnly)
+  // (qemu checks no-flush first; O_DIRECT itself is not used: see cli/cache-mode.ts)
+  const noFlush = boolOption(opts.options, 'cache.no-flush') ?? opts.noFlush ?? false
+  boolOption(opts.options, 'cache.direct')
+  const store = await openFileStore(filename, !readOnly, noFlush)
   let image: Image
   try {
     if (format === undefined) {
@@ -110,7 +124,7 @@ async function openOne (filename: string, opts: OpenImageOptions, secrets: Secre
       options: opts.options ?? {},
       secrets,
       // qemu opens external data files by the name as given: relative to the working directory
-      openFile: (name, writable) => openFileStore(name, writable),
+      openFile: (name, writable) => openFileStore(name, writable, noFlush),
       clusterCache: opts.clusterCache!,
       metadataCache: opts.metadataCache!,
       noIO: opts.noIO ?? false,
@@ -124,7 +138,7 @@ async function openOne (filename: string, opts: OpenImageOptions, secrets: Secre
   }
   if (opts.noBacking || image.backingName === undefined || image.backingName === '') return image
   try {
-    image.backing = await openBacking(image, opts, secrets, depth + 1, seen)
+    image.backing = await openBacking(image, { ...opts, noFlush }, secrets, depth + 1, seen)
   } catch (err) {
     await image.close().catch(() => undefined)
     throw err

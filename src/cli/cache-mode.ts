@@ -1,6 +1,7 @@
 // qemu-img's -t/-T cache modes. qimg always goes through the page cache and
-// flushes where qemu would (writeback and stricter); the names are validated
-// so that scripts get qemu-img's error for a typo.
+// flushes where qemu would; with unsafe, flushes do nothing (the commands pass
+// noFlush when they open the image). The names are validated so that scripts
+// get qemu-img's error for a typo.
 import { QemuError } from './errors.js'
 
 export type CacheMode = 'none' | 'writeback' | 'writethrough' | 'directsync' | 'unsafe'

@@ -51,6 +51,13 @@ export interface FileOpenOptions {
   /** create the file (O_CREAT), truncating it when `truncate` */
   create?: boolean
   truncate?: boolean
+  /**
+   * flush() does nothing: qemu's cache=unsafe (cache.no-flush=on), the
+   * default for convert's target. Writes still reach the page cache in the
+   * order they are made, so another process (or qemu-img check after a
+   * crash of qimg) sees them in that order; only a power loss can reorder.
+   */
+  noFlush?: boolean
 }
 
 /**
@@ -93,7 +100,7 @@ export class FileStore implements ByteStore {
    */
   private readonly knownRuns: RunCache | null
 
-  private constructor (readonly filename: string, readonly fd: number, readonly writable: boolean, size: number, readonly isBlockDevice: boolean) {
+  private constructor (readonly filename: string, readonly fd: number, readonly writable: boolean, size: number, readonly isBlockDevice: boolean, private readonly noFlush: boolean) {
     this.cachedSize = size
     this.knownRuns = writable ? null : new RunCache()
   }
@@ -114,7 +121,7 @@ export class FileStore implements ByteStore {
         const n = native()?.blockDeviceSize(fd)
         if (n !== undefined && n >= 0) size = n
       }
-      return new FileStore(filename, fd, opts.writable, size, isBlock)
+      return new FileStore(filename, fd, opts.writable, size, isBlock, opts.noFlush ?? false)
     } catch (err) {
       fs.closeSync(fd)
       throw err
@@ -246,7 +253,7 @@ export class FileStore implements ByteStore {
   }
 
   async flush (): Promise<void> {
-    if (!this.writable) return
+    if (!this.writable || this.noFlush) return
     await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, err => err ? reject(ioError(err)) : resolve()))
   }
 
