@@ -121,6 +121,32 @@ t.test('bulk-data commands ask for SCHED_BATCH before their I/O threads start', 
   t.equal((Info as unknown as { throughput: boolean }).throughput, false)
 })
 
+t.test('bulk-data commands size libuv\'s pool to the CPUs, from 2 to 4, unless the user chose a size', async t => {
+  const { threadPoolSize } = await import('../src/io/scheduling.js')
+  t.equal(threadPoolSize({}, 1), '2')
+  t.equal(threadPoolSize({}, 2), '2')
+  t.equal(threadPoolSize({}, 3), '3')
+  t.equal(threadPoolSize({}, 64), '4')
+  t.equal(threadPoolSize({}, undefined), undefined, 'unknown CPU count: libuv\'s default')
+  t.equal(threadPoolSize({ UV_THREADPOOL_SIZE: '7' }, 2), undefined, 'the user\'s choice stands')
+  // through the bins: the threads a convert ends with, and the size it asked for
+  const dir = t.testdir()
+  const probe = path.join(dir, 'probe.cjs')
+  fs.writeFileSync(probe, 'process.on("exit", () => require("fs").writeSync(2, require("fs").readdirSync("/proc/self/task").length + " " + process.env.UV_THREADPOOL_SIZE + "\\n"))\n')
+  const src = path.join(ROOT, 'fixtures/demo.qcow2')
+  const run = (extra: NodeJS.ProcessEnv): string[] => {
+    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '-r', probe, path.join(ROOT, 'bin/qemu-img.js'), 'convert', '-O', 'raw', src, path.join(dir, 'out.raw')], { encoding: 'utf8', env: { PATH: process.env.PATH, ...extra } })
+    t.equal(r.status, 0, r.stderr)
+    return r.stderr.trim().split(' ')
+  }
+  const [threads, size] = run({})
+  const [threads4, size4] = run({ UV_THREADPOOL_SIZE: '4' })
+  const want = Math.max(2, Math.min(4, (await import('node:os')).availableParallelism()))
+  t.equal(size, String(want))
+  t.equal(size4, '4')
+  t.equal(Number(threads4) - Number(threads), 4 - want, 'the pool has that many threads')
+})
+
 t.test('the bundle is plain ASCII', async t => {
   // a single other character (an em dash in a comment esbuild keeps) makes
   // Node read the 600 KiB source as a two-byte string: ~3 ms more per start

@@ -26,6 +26,8 @@ export interface NativeCalls {
   exitNow?(code: number): never
   /** SCHED_BATCH for the calling thread (and the threads it starts later); 0 or -errno */
   setBatchScheduling?(): number
+  /** CPUs the calling thread may run on, or -errno */
+  usableCpus?(): number
 }
 
 export const SEEK_DATA = 3

@@ -6,7 +6,7 @@
  * Each function is a thin synchronous wrapper; errors come back as -errno.
  * inflate.c adds one asynchronous helper: cluster decompression off the JS thread.
  * alignedBuffer hands out page-aligned I/O buffers (see its comment).
- * zeroSectorMap and setBatchScheduling serve convert (see their comments).
+ * zeroSectorMap, setBatchScheduling and usableCpus serve convert (see their comments).
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -166,6 +166,14 @@ static napi_value js_set_batch_scheduling(napi_env env, napi_callback_info info)
   return ret_i64(env, 0);
 }
 
+/* usableCpus(): how many CPUs this thread may run on (its affinity mask), or -errno */
+static napi_value js_usable_cpus(napi_env env, napi_callback_info info) {
+  (void)info;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return ret_i64(env, -errno);
+  return ret_i64(env, CPU_COUNT(&set));
+}
+
 /*
  * exitNow(code): end the process at once (_exit). For when Node has nothing
  * left to do but tear itself down (see src/cli/main.ts exitWithoutTeardown).
@@ -227,6 +235,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_default, NULL },
     { "preadCached", NULL, js_pread_cached, NULL, NULL, NULL, napi_default, NULL },
     { "setBatchScheduling", NULL, js_set_batch_scheduling, NULL, NULL, NULL, napi_default, NULL },
+    { "usableCpus", NULL, js_usable_cpus, NULL, NULL, NULL, napi_default, NULL },
     { "zeroSectorMap", NULL, js_zero_sector_map, NULL, NULL, NULL, napi_default, NULL },
     { "exitNow", NULL, js_exit_now, NULL, NULL, NULL, napi_default, NULL },
   };
