@@ -96,6 +96,7 @@ export default class Convert extends QemuCommand {
     const secrets = secretsFromObjects(a.objects)
     const opened: Image[] = []
     let targetImage: Image | undefined
+    let failed = true
     try {
       for (const name of sourceNames) {
         opened.push(await openForCommand({ name, format: a.srcFormat, imageOpts: a.imageOpts }, { secrets, forceShare: a.forceShare }))
@@ -165,10 +166,14 @@ export default class Convert extends QemuCommand {
         warn: (m) => { if (!a.quiet) report(m) },
       })
       if (a.bitmaps) await copyBitmaps(opened[0], targetImage, { skipBroken: a.skipBrokenBitmaps, warn: report })
+      failed = false
       return 0
     } finally {
-      await targetImage?.close()
-      for (const img of opened) await img.close()
+      // after a failure, the error to report is that one (qemu's): closing
+      // may fail too (a full disk refuses the target's last metadata)
+      const close = (img: { close (): Promise<void> }) => failed ? img.close().catch(() => undefined) : img.close()
+      if (targetImage) await close(targetImage)
+      for (const img of opened) await close(img)
     }
   }
 }

@@ -67,16 +67,22 @@ const READ_AHEAD_BYTES = 3 * BUF_SECTORS * SECTOR
 const MAX_WRITES = 2
 
 /**
- * When compressing, a worker takes up to this many bytes of consecutive data
- * chunks (one cluster each) at once: one read, and the clusters go to the
- * compressor together, so its threads get batches instead of a cluster per
- * hand-off. Each cluster is still looked at and written on its own, in
- * order, as qemu does, so the output is the same.
+ * A worker takes up to this many bytes of consecutive small data chunks at
+ * once (a compressed source gives one cluster per chunk, a fragmented or
+ * small-cluster one a few): one read, which the source driver serves in
+ * batches (decompressing on both cores), instead of a read per chunk.
+ * Each chunk is still looked at on its own (zero runs, -S) as qemu does, so
+ * the output is the same. When compressing, the clusters go to the
+ * compressor together and each is written on its own; otherwise the data
+ * runs that meet across chunk boundaries are written with one call.
  */
-const COMPRESS_GROUP_BYTES = BUF_SECTORS * SECTOR
+const GROUP_BYTES = BUF_SECTORS * SECTOR
+
+/** a run of an uncompressed chunk to write: its data, or zeros */
+interface WriteRun { zero: boolean, at: number, data: Buffer }
 
 interface Ticket {
-  /** one chunk, or several consecutive data chunks (see COMPRESS_GROUP_BYTES) */
+  /** one chunk, or several consecutive data chunks (see GROUP_BYTES) */
   chunks: Chunk[]
   /** settles when this ticket may write: the previous one's writes are done, started (raw) or allocated (qcow2) */
   previous: Promise<void>
@@ -115,7 +121,15 @@ class Copier {
    */
   private readonly writes: Semaphore
 
+  /**
+   * Whether tickets group small data chunks (GROUP_BYTES). Not when
+   * salvaging (chunk by chunk, for qemu's order of warnings) or drawing
+   * progress (its lines follow the chunks as qemu's do).
+   */
+  private readonly grouping: boolean
+
   constructor (private readonly p: ConvertParams, private readonly planner: ChunkPlanner, private readonly totalData: number, private readonly clusterSectors: number) {
+    this.grouping = !p.salvage && (clusterSectors > 0 || !p.onProgress)
     this.limiter = p.rateLimit > 0 ? new RateLimiter(p.rateLimit) : null
     this.reads = new Semaphore(p.outOfOrder ? Infinity : READ_AHEAD_BYTES)
     // (-p's lines follow the order chunks finish in: they stay in order for qemu's exact output)
@@ -139,13 +153,13 @@ class Copier {
       this.stash = null
       if (!first) return null
       const chunks = [first]
-      if (this.clusterSectors && !this.p.salvage && first.kind === 'data') {
+      if (this.grouping && first.kind === 'data') {
         let bytes = first.sectors * SECTOR
         for (;;) {
           const last = chunks[chunks.length - 1]
           const next = await this.planner.next()
           if (!next) break
-          if (next.kind !== 'data' || next.sector !== last.sector + last.sectors || bytes + next.sectors * SECTOR > COMPRESS_GROUP_BYTES) {
+          if (next.kind !== 'data' || next.sector !== last.sector + last.sectors || bytes + next.sectors * SECTOR > GROUP_BYTES) {
             this.stash = next
             break
           }
@@ -222,18 +236,26 @@ class Copier {
         for (let i = 0; i < chunks.length;) {
           current = chunks[i]
           if (i === readFailure?.at) throw readFailure.error
-          // compressed clusters side by side are stored with one call
+          // compressed clusters side by side are stored with one call, and
+          // so are the data runs of uncompressed chunks into a raw target (up
+          // to a read failure). (Not into qcow2: where its tables and data
+          // clusters go depends on how the writes are cut, and qemu cuts them
+          // by chunk.)
           let n = 1
-          if (this.p.target.writePackedClusters) {
+          if (!this.clusterSectors) {
+            if (this.p.target.format === 'raw') while (i + n < chunks.length && i + n !== readFailure?.at) n++
+          } else if (this.p.target.writePackedClusters) {
             while (i + n < chunks.length && i + n !== readFailure?.at && packed[i] && packed[i + n]) n++
           }
           const last = i + n === chunks.length
           await this.writes.acquire()
           try {
             const hook = last ? onAllocated : undefined
-            const written = n > 1
-              ? this.writePacked(chunks[i], packed.slice(i, i + n) as Buffer[], hook)
-              : this.write(chunks[i], data[i], packed[i], hook)
+            const written = n === 1
+              ? this.write(chunks[i], data[i], packed[i], hook)
+              : this.clusterSectors
+                ? this.writePacked(chunks[i], packed.slice(i, i + n) as Buffer[], hook)
+                : this.writeData(chunks.slice(i, i + n), data.slice(i, i + n) as Buffer[], hook)
             if (last && this.writesCommute) ticket.release()
             await written
           } finally {
@@ -323,25 +345,64 @@ class Copier {
         }
         return
       }
-      if (this.p.minSparse === 0 || (this.p.copyOffload && chunk.plain)) {
-        await t.write(buf.subarray(0, this.clip(offset, buf.length)), offset, { onAllocated })
-        return
-      }
-      const runs = sparseRuns(zeroSectorMap(buf), chunk.sector, this.p.minSparse / SECTOR)
-      // the hook only for a final data write: a zero write after it may still allocate tables
-      let lastOp = -1
-      runs.forEach((r, i) => { if (!r.zero || !this.p.hasZeroInit) lastOp = i })
-      let pos = 0
-      for (const [i, run] of runs.entries()) {
-        const len = run.sectors * SECTOR
-        const at = offset + pos
-        if (!run.zero) await t.write(buf.subarray(pos, pos + this.clip(at, len)), at, i === lastOp ? { onAllocated } : undefined)
-        else if (!this.p.hasZeroInit) await t.writeZeroes(at, this.clip(at, len), { unmap: true })
-        pos += len
-      }
+      await this.writeRuns(this.runsOf(chunk, buf), onAllocated)
     } catch (e) {
       if (e instanceof QemuError) throw e
       throw new QemuError(`error while writing at byte ${offset}: ${strerror(errnoOf(e))}`)
+    }
+  }
+
+  /** What to write for an uncompressed data chunk read into `buf`: data and zero runs, in order. */
+  private runsOf (chunk: Chunk, buf: Buffer): WriteRun[] {
+    const offset = chunk.sector * SECTOR
+    if (this.p.minSparse === 0 || (this.p.copyOffload && chunk.plain)) return [{ zero: false, at: offset, data: buf }]
+    const runs: WriteRun[] = []
+    let pos = 0
+    for (const run of sparseRuns(zeroSectorMap(buf), chunk.sector, this.p.minSparse / SECTOR)) {
+      const len = run.sectors * SECTOR
+      runs.push({ zero: run.zero, at: offset + pos, data: buf.subarray(pos, pos + len) })
+      pos += len
+    }
+    return runs
+  }
+
+  /** Write runs in order; `onAllocated` goes with the last one that does anything. */
+  private async writeRuns (runs: WriteRun[], onAllocated?: () => void): Promise<void> {
+    const t = this.p.target
+    // the hook only for a final data write: a zero write after it may still allocate tables
+    let lastOp = -1
+    runs.forEach((r, i) => { if (!r.zero || !this.p.hasZeroInit) lastOp = i })
+    for (const [i, run] of runs.entries()) {
+      const len = this.clip(run.at, run.data.length)
+      if (!run.zero) await t.write(run.data.subarray(0, len), run.at, i === lastOp ? { onAllocated } : undefined)
+      else if (!this.p.hasZeroInit) await t.writeZeroes(run.at, len, { unmap: true })
+    }
+  }
+
+  /**
+   * Consecutive uncompressed data chunks, read into one buffer (`data` are
+   * side by side in it): each chunk's runs as write() finds them, with data
+   * runs that meet across chunk boundaries written by one call. The same
+   * bytes reach the same places in the same order. If that fails, the
+   * chunks are written again one by one, for the error write() gives (qemu
+   * names the chunk it was writing).
+   */
+  private async writeData (chunks: Chunk[], data: Buffer[], onAllocated?: () => void): Promise<void> {
+    const merged: WriteRun[] = []
+    for (const [i, chunk] of chunks.entries()) {
+      for (const run of this.runsOf(chunk, data[i])) {
+        const prev = merged[merged.length - 1]
+        if (prev && !prev.zero && !run.zero && prev.at + prev.data.length === run.at) {
+          prev.data = Buffer.from(prev.data.buffer, prev.data.byteOffset, prev.data.length + run.data.length)
+        } else {
+          merged.push({ ...run })
+        }
+      }
+    }
+    try {
+      await this.writeRuns(merged, onAllocated)
+    } catch {
+      for (const [i, chunk] of chunks.entries()) await this.write(chunk, data[i], undefined, i === chunks.length - 1 ? onAllocated : undefined)
     }
   }
 

@@ -27,7 +27,10 @@ function inflateRaw (input: Buffer, clusterSize: number): Promise<Buffer> {
   }))
 }
 
-function zstdDecompress (input: Buffer, clusterSize: number): Buffer {
+/** one context for every frame: creating one costs more than decompressing a cluster */
+let zstdContext: InstanceType<ReturnType<typeof zstd>['DCtx']> | undefined
+
+function zstdDecompress (input: Buffer, clusterSize: number, out: Buffer): Buffer {
   const z = zstd()
   let frameLen: number
   try {
@@ -35,9 +38,18 @@ function zstdDecompress (input: Buffer, clusterSize: number): Buffer {
   } catch {
     throw new BlockError('zstd: invalid compressed cluster', 'EIO')
   }
-  const out = Buffer.alloc(clusterSize)
+  const frame = input.subarray(0, frameLen)
+  // the usual frame holds exactly one cluster: decompressed in one call
+  zstdContext ??= new z.DCtx()
+  try {
+    if (zstdContext.decompress(out, frame) === clusterSize) return out
+  } catch {
+    // (a frame larger than the cluster, or a broken one: decided below)
+  }
+  // as qemu reads a frame: as a stream, until the cluster is full (more is
+  // ignored), an error, or the end of the frame (too short)
   const dctx = new z.DCtx()
-  let src = input.subarray(0, frameLen)
+  let src = frame
   let produced = 0
   while (produced < clusterSize && src.length > 0) {
     const [, p, consumed] = dctx.decompressStream(out.subarray(produced), src)
@@ -73,7 +85,7 @@ export async function decompressClusters (
   if (compressionType === COMPRESSION_ZSTD) {
     return spans.map((_, i) => {
       try {
-        return zstdDecompress(part(i), clusterSize)
+        return zstdDecompress(part(i), clusterSize, allocate(clusterSize))
       } catch (e) {
         return e instanceof BlockError ? e : new BlockError('zstd: ' + (e as Error).message, 'EIO')
       }
