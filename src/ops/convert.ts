@@ -73,8 +73,9 @@ const MAX_WRITES = 2
  * batches (decompressing on both cores), instead of a read per chunk.
  * Each chunk is still looked at on its own (zero runs, -S) as qemu does, so
  * the output is the same. When compressing, the clusters go to the
- * compressor together and each is written on its own; otherwise the data
- * runs that meet across chunk boundaries are written with one call.
+ * compressor together; into a raw target, the data runs that meet across
+ * chunk boundaries are written with one call; into qcow2, chunk by chunk
+ * (see the write loop).
  */
 const GROUP_BYTES = BUF_SECTORS * SECTOR
 
