@@ -3,7 +3,7 @@ import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
 import { QemuError, UsageError } from '../src/cli/errors.js'
 import { openForCommand, secretsFromObjects } from '../src/cli/image-args.js'
 import { checkOptionList, hasHelpOption, optionHelpLines } from '../src/cli/create-options.js'
-import { parseCacheMode } from '../src/cli/cache-mode.js'
+import { parseCacheMode, skipsFlush } from '../src/cli/cache-mode.js'
 import { StatusProgress } from '../src/cli/status-progress.js'
 import { out, report } from '../src/cli/output.js'
 import { findFormat } from '../src/block/registry.js'
@@ -72,7 +72,7 @@ export default class Amend extends QemuCommand {
     if (a.args.length !== 1) throw new QemuError('Expecting one image file name')
     try { parseCacheMode(a.cache) } catch { throw new QemuError(`Invalid cache option: ${a.cache}`) }
     const secrets = secretsFromObjects(a.objects)
-    const img = await openForCommand({ name: a.args[0], format: a.format, imageOpts: a.imageOpts }, { secrets, readOnly: false, noFlush: a.cache === 'unsafe' })
+    const img = await openForCommand({ name: a.args[0], format: a.format, imageOpts: a.imageOpts }, { secrets, readOnly: false, noFlush: skipsFlush(a.cache) })
     try {
       const driver = await findFormat(img.format)!.load()
       if (help) {

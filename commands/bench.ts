@@ -2,7 +2,7 @@ import { QemuCommand } from '../src/cli/command.js'
 import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
 import { QemuError, UsageError } from '../src/cli/errors.js'
 import { openForCommand } from '../src/cli/image-args.js'
-import { parseCacheMode, isDirect, type CacheMode } from '../src/cli/cache-mode.js'
+import { parseCacheMode, isDirect, skipsFlush, type CacheMode } from '../src/cli/cache-mode.js'
 import { parseSize, parseUint, sizeSuffixMessage } from '../src/cli/sizes.js'
 import { programName } from '../src/cli/program.js'
 import { out } from '../src/cli/output.js'
@@ -107,7 +107,7 @@ export default class Bench extends QemuCommand {
       : (forceShare && write ? 'force-share=on can only be used with read-only images' : undefined)
     if (openProblem) throw new QemuError(`Could not open '${args[0]}': ${openProblem}`)
 
-    const img = await openForCommand({ name: args[0], format, imageOpts }, { readOnly: !write, forceShare, noFlush: cache === 'unsafe' })
+    const img = await openForCommand({ name: args[0], format, imageOpts }, { readOnly: !write, forceShare, noFlush: skipsFlush(cache) })
     try {
       out(`Sending ${count} ${write ? 'write' : 'read'} requests, ${bufferSize} bytes each, ${depth} in parallel (starting at offset ${offset}, step size ${step})\n`)
       if (flushInterval > 0) out(`Sending flush every ${flushInterval} requests\n`)

@@ -1,3 +1,4 @@
+import { skipsFlush } from '../src/cli/cache-mode.js'
 import { QemuCommand } from '../src/cli/command.js'
 import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
 import { UsageError } from '../src/cli/errors.js'
@@ -47,7 +48,7 @@ export default class Commit extends QemuCommand {
     const secrets = secretsFromObjects(objects)
     if (cache !== undefined) checkCacheMode(cache, 'cache')
 
-    const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, writableBacking: true, noFlush: cache === 'unsafe' })
+    const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, writableBacking: true, noFlush: skipsFlush(cache) })
     // from here on the progress line is started, and finished whatever happens
     const bar = new Progress(progress, 1)
     try {

@@ -1,3 +1,4 @@
+import { skipsFlush } from '../src/cli/cache-mode.js'
 import { QemuCommand, reportError } from '../src/cli/command.js'
 import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
 import { BlockError, QemuError } from '../src/cli/errors.js'
@@ -141,7 +142,7 @@ export default class Convert extends QemuCommand {
       const keyOptions = Object.fromEntries(Object.entries(createOptions).filter(([k]) => k === 'key-secret' || k === 'encrypt.key-secret'))
       targetImage = await openForCommand(
         { name: target, format: a.targetImageOpts ? a.outFormat : (a.outFormat ?? 'raw'), imageOpts: a.targetImageOpts },
-        { secrets, readOnly: false, options: keyOptions, noFlush: a.cache === 'unsafe' },
+        { secrets, readOnly: false, options: keyOptions, noFlush: skipsFlush(a.cache) },
       )
       const targetDriver = await loadFormat(targetImage.format)
       if (a.skipCreate && a.compress && !targetDriver.supportsCompression) throw new QemuError('Compression not supported for this file format')
@@ -160,7 +161,6 @@ export default class Convert extends QemuCommand {
         salvage: a.salvage,
         copyOffload: a.copyOffload,
         rateLimit: a.rateLimit,
-        flush: a.cache !== 'unsafe',
         // only with a progress line to draw (without one, raw targets may overlap their writes)
         onProgress: this.progress?.enabled ? (p) => this.progress?.update(p) : undefined,
         warn: (m) => { if (!a.quiet) report(m) },

@@ -1,3 +1,4 @@
+import { skipsFlush } from '../src/cli/cache-mode.js'
 import { QemuCommand } from '../src/cli/command.js'
 import type { OptionSpec, ParsedArgs } from '../src/cli/getopt.js'
 import { UsageError } from '../src/cli/errors.js'
@@ -54,7 +55,7 @@ export default class Rebase extends QemuCommand {
     try {
       if (cache !== undefined) checkCacheMode(cache, 'cache')
       if (srcCache !== undefined) checkCacheMode(srcCache, 'source cache')
-      const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, noBacking: unsafe, noFlush: cache === 'unsafe' })
+      const img = await openForCommand({ name: args[0], format, imageOpts }, { secrets, readOnly: false, noBacking: unsafe, noFlush: skipsFlush(cache) })
       try {
         await rebaseImage(img, {
           backing: backing ?? '',

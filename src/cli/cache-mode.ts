@@ -13,6 +13,11 @@ export function parseCacheMode (name: string): CacheMode {
   return (name === 'off' ? 'none' : name) as CacheMode
 }
 
+/** Whether flushes do nothing in this mode (cache.no-flush=on): only unsafe; the commands open images with noFlush then. */
+export function skipsFlush (mode: string | undefined): boolean {
+  return mode === 'unsafe'
+}
+
 /** O_DIRECT semantics (cache.direct=on) */
 export function isDirect (mode: CacheMode): boolean {
   return mode === 'none' || mode === 'directsync'

@@ -32,8 +32,6 @@ export interface ConvertParams {
   copyOffload: boolean
   /** bytes per second, 0 = unlimited (-r) */
   rateLimit: number
-  /** flush the target at the end (every cache mode but unsafe) */
-  flush: boolean
   /** percentage of the data copied so far */
   onProgress?: (percent: number) => void
   /** warnings (qemu's "warning: ..." lines), without the program name */
@@ -54,7 +52,8 @@ export async function convertImages (p: ConvertParams): Promise<void> {
   const totalData = await countDataSectors(plannerOpts)
   const copier = new Copier(p, new ChunkPlanner(plannerOpts), totalData, clusterSectors)
   await copier.run()
-  if (p.flush) await p.target.flush()
+  // (the target was opened without flushes for cache mode unsafe: then this only writes its metadata)
+  await p.target.flush()
 }
 
 function compressedClusterSectors (target: Image): number {

@@ -3,14 +3,14 @@
 // crypto code that creates headers.
 import type { CreateOptionSpec } from '../../block/types.js'
 
+/** iter-time, which amend takes too */
+export const LUKS_ITER_TIME_OPTION: CreateOptionSpec = { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' }
+
 /**
  * The algorithm options of LUKS creation with qemu-img's help texts, in
  * qemu's definition order (the order of the "Formatting" line; `-o help`
  * sorts them). The luks format lists them after size and key-secret.
  */
-/** iter-time, which amend takes too */
-export const LUKS_ITER_TIME_OPTION: CreateOptionSpec = { name: 'iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' }
-
 export const LUKS_ALGORITHM_OPTIONS: CreateOptionSpec[] = [
   { name: 'cipher-alg', type: 'string', help: 'Name of encryption cipher algorithm' },
   { name: 'cipher-mode', type: 'string', help: 'Name of encryption cipher mode' },
