@@ -97,12 +97,13 @@ export function shortenFirstCompressedCluster (file: string): void {
 }
 
 /**
- * Point the first compressed cluster at a raw-deflate stream of `clusters`
- * clusters' worth of data, appended to the file: only its first cluster counts.
+ * Point the first compressed cluster at a stream of `data` (more than a
+ * cluster's worth), appended to the file: only its first cluster counts.
+ * Raw deflate unless `compress` makes another stream (a zstd frame).
  */
-export function overlongFirstCompressedCluster (file: string, data: Buffer): void {
+export function overlongFirstCompressedCluster (file: string, data: Buffer, compress: (data: Buffer) => Buffer = zlib.deflateRawSync): void {
   const c = new Crafted(file)
-  const stream = zlib.deflateRawSync(data)
+  const stream = compress(data)
   const at = Math.ceil(c.size() / 512) * 512
   c.bytes(at, stream)
   const sectors = BigInt(Math.ceil(stream.length / 512))
