@@ -30,32 +30,25 @@ function inflateRaw (input: Buffer, clusterSize: number): Promise<Buffer> {
 /** one context for every frame: creating one costs more than decompressing a cluster */
 let zstdContext: InstanceType<ReturnType<typeof zstd>['DCtx']> | undefined
 
+/**
+ * The cluster in a zstd frame (the padding after it ignored). As in qemu, a
+ * frame must hold exactly one cluster: one that ends early, or holds more
+ * (qemu finds it not fully flushed), is an I/O error.
+ */
 function zstdDecompress (input: Buffer, clusterSize: number, out: Buffer): Buffer {
   const z = zstd()
-  let frameLen: number
+  let frame: Buffer
   try {
-    frameLen = z.findFrameCompressedSize(input)
+    frame = input.subarray(0, z.findFrameCompressedSize(input))
   } catch {
     throw new BlockError('zstd: invalid compressed cluster', 'EIO')
   }
-  const frame = input.subarray(0, frameLen)
-  // the usual frame holds exactly one cluster: decompressed in one call
   zstdContext ??= new z.DCtx()
+  let produced: number
   try {
-    if (zstdContext.decompress(out, frame) === clusterSize) return out
-  } catch {
-    // (a frame larger than the cluster, or a broken one: decided below)
-  }
-  // as qemu reads a frame: as a stream, until the cluster is full (more is
-  // ignored), an error, or the end of the frame (too short)
-  const dctx = new z.DCtx()
-  let src = frame
-  let produced = 0
-  while (produced < clusterSize && src.length > 0) {
-    const [, p, consumed] = dctx.decompressStream(out.subarray(produced), src)
-    produced += p
-    src = src.subarray(consumed)
-    if (p === 0 && consumed === 0) break
+    produced = zstdContext.decompress(out, frame)
+  } catch (e) {
+    throw new BlockError('zstd: ' + (e as Error).message, 'EIO')
   }
   if (produced !== clusterSize) throw new BlockError('zstd: compressed cluster is too short', 'EIO')
   return out

@@ -8,7 +8,7 @@ export interface ZstdBinding {
   compressBound(n: number): number
   compress(dst: Uint8Array, src: Uint8Array, level: number): number
   CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number }
-  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number, decompressStream(dst: Uint8Array, src: Uint8Array): [number, number, number] }
+  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number }
 }
 
 let binding: ZstdBinding | undefined
