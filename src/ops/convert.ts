@@ -48,8 +48,13 @@ export async function convertImages (p: ConvertParams): Promise<void> {
     salvage: p.salvage,
     warn: p.warn,
   }
-  // qemu walks the allocation once up front to know the progress total
-  const totalData = await countDataSectors(plannerOpts)
+  // qemu walks the allocation once up front to know the progress total.
+  // qimg only when something shows for it: drawing progress, or salvaging
+  // (the walk warns of block-status errors, as the copy does again).
+  // Otherwise the walk only delays the copy (~4 ms for 512 MiB in 64 KiB
+  // clusters): a block-status error stops the copy at the same offset with
+  // the same message, only after the data before it (qemu writes none).
+  const totalData = p.onProgress || p.salvage ? await countDataSectors(plannerOpts) : 0
   const copier = new Copier(p, new ChunkPlanner(plannerOpts), totalData, clusterSectors)
   await copier.run()
   // (the target was opened without flushes for cache mode unsafe: then this only writes its metadata)
