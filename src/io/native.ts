@@ -1,7 +1,7 @@
 // Loader for the small native addon (src/io/native/qimg_native.c). If it is
 // missing (not built), callers fall back to what plain Node can do: every
 // byte reported as data, preallocation by writing zeros, no image locks.
-import path from 'node:path'
+import { join } from 'node:path'
 import { projectRoot } from '../project-root.js'
 
 export interface NativeCalls {
@@ -22,6 +22,12 @@ export interface NativeCalls {
   alignedBuffer?(size: number): Buffer | null
   /** map[i] = 1 for each all-zero 512-byte sector i of buf (0 otherwise); the number of zero sectors, or -errno */
   zeroSectorMap?(buf: Buffer, map: Uint8Array): number
+  /**
+   * how many qcow2 L2 entries from byte `at` of `table` (at most `max`) are
+   * plain clusters one after another in the host file, the first at `next`
+   * (see qimg_native.c); -errno for entries past the table
+   */
+  plainRunEntries?(table: Buffer, at: number, max: number, next: number, clusterSize: number, zeroFlag: number): number
   /** _exit(code): the process ends here, without Node's teardown */
   exitNow?(code: number): never
   /** SCHED_BATCH for the calling thread (and the threads it starts later); 0 or -errno */
@@ -44,7 +50,7 @@ export function native (): NativeCalls | null {
       // process.dlopen, not require: the module loader's resolution of the
       // path (realpath, package scope) cost more than loading the addon
       const addon = { exports: {} }
-      process.dlopen(addon, path.join(projectRoot(), 'build/Release/qimg_native.node'))
+      process.dlopen(addon, join(projectRoot(), 'build/Release/qimg_native.node'))
       loaded = addon.exports as NativeCalls
     } catch { loaded = null }
   }

@@ -6,7 +6,8 @@
  * Each function is a thin synchronous wrapper; errors come back as -errno.
  * inflate.c adds one asynchronous helper: cluster decompression off the JS thread.
  * alignedBuffer hands out page-aligned I/O buffers (see its comment).
- * zeroSectorMap, setBatchScheduling and usableCpus serve convert (see their comments).
+ * zeroSectorMap, setBatchScheduling and usableCpus serve convert, plainRunEntries
+ * qcow2's block status (see their comments).
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -221,6 +222,36 @@ static napi_value js_zero_sector_map(napi_env env, napi_callback_info info) {
   return ret_i64(env, zeros);
 }
 
+/*
+ * plainRunEntries(table, at, max, next, clusterSize, zeroFlag): how many of
+ * the (up to `max`) 8-byte qcow2 L2 entries from byte `at` of `table` map
+ * plain clusters one after another in the host file, the first at `next`:
+ * not compressed, not reading as zeros (bit 0, when zeroFlag), and each
+ * offset (bits 9..55) the one before it plus clusterSize. -EINVAL if the
+ * entries run past the table. The qcow2 driver's block status asks this of
+ * every run of data clusters; in JavaScript, before V8 optimizes the loop,
+ * a 64 KiB table took ~0.6 ms.
+ */
+static napi_value js_plain_run_entries(napi_env env, napi_callback_info info) {
+  size_t argc = 6; napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data; size_t len;
+  if (argc < 6 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) return ret_i64(env, -EINVAL);
+  int64_t at = arg_i64(env, argv[1]), max = arg_i64(env, argv[2]);
+  uint64_t next = (uint64_t)arg_i64(env, argv[3]), cluster = (uint64_t)arg_i64(env, argv[4]);
+  int zero_flag = arg_i64(env, argv[5]) != 0;
+  if (at < 0 || max < 0 || (uint64_t)at > len || (uint64_t)max > (len - (uint64_t)at) / 8) return ret_i64(env, -EINVAL);
+  const uint8_t *p = (const uint8_t *)data + at;
+  int64_t i = 0;
+  for (; i < max; i++, next += cluster) {
+    uint64_t e;
+    memcpy(&e, p + i * 8, 8);
+    e = __builtin_bswap64(e);
+    if ((e & (1ULL << 62)) || (zero_flag && (e & 1)) || (e & 0x00fffffffffffe00ULL) != next) break;
+  }
+  return ret_i64(env, i);
+}
+
 /* inflate.c */
 napi_value qimg_inflate_raw_clusters(napi_env env, napi_callback_info info);
 
@@ -237,6 +268,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "setBatchScheduling", NULL, js_set_batch_scheduling, NULL, NULL, NULL, napi_default, NULL },
     { "usableCpus", NULL, js_usable_cpus, NULL, NULL, NULL, napi_default, NULL },
     { "zeroSectorMap", NULL, js_zero_sector_map, NULL, NULL, NULL, napi_default, NULL },
+    { "plainRunEntries", NULL, js_plain_run_entries, NULL, NULL, NULL, napi_default, NULL },
     { "exitNow", NULL, js_exit_now, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
