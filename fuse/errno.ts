@@ -1,8 +1,8 @@
 // Turning failures into the negative errno values FUSE replies with.
-import os from 'node:os'
+import { constants } from 'node:os'
 import { errnoOf } from '../src/cli/errors.js'
 
-const ERRNO = os.constants.errno as Record<string, number>
+const ERRNO = constants.errno as Record<string, number>
 
 export function negErrno (code: string): number {
   return -(ERRNO[code] ?? ERRNO.EIO)

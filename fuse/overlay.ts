@@ -4,8 +4,8 @@
 // reused later. Copy-on-write at cluster granularity and crash safety are the
 // qcow2 driver's; here the overlay is opened alone and given the already
 // opened image as its backing, so secrets and --image-opts of the image apply.
-import fs from 'node:fs'
-import path from 'node:path'
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { BlockError } from '../src/cli/errors.js'
 import { openImage } from '../src/block/open.js'
 import { findFormat } from '../src/block/registry.js'
@@ -28,9 +28,9 @@ async function createOverlay (file: string, base: Image, warn: (m: string) => vo
 
 /** Open (creating if missing) the overlay `file` on top of `base`. */
 export async function openOverlay (file: string, base: Image, caches: OverlayCaches, warn: (m: string) => void): Promise<Image> {
-  const abs = path.resolve(file)
+  const abs = resolve(file)
   if (realOrResolved(abs) === realOrResolved(base.filename)) throw new BlockError(`Overlay '${file}' is the image itself`, 'EINVAL')
-  if (!fs.existsSync(abs)) await createOverlay(abs, base, warn)
+  if (!existsSync(abs)) await createOverlay(abs, base, warn)
   let overlay: Image
   try {
     overlay = await openImage(abs, { format: 'qcow2', readOnly: false, noBacking: true, ...caches, onWarning: warn })

@@ -2,10 +2,10 @@
 // read as one clear line: the mount point, /dev/fuse, libfuse2 (which
 // fuse-native links) and fusermount (fuse3, for auto_unmount). Also the
 // mount table, the server's pid file, and unmounting.
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
-import crypto from 'node:crypto'
+import { Stats, accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, dirname, join, resolve as pathResolve } from 'node:path'
+import { createHash } from 'node:crypto'
 import { execFile } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { BlockError } from '../src/cli/errors.js'
@@ -28,7 +28,7 @@ function unescapeMountField (s: string): string {
 /** The mount table; reading it never touches a mount, so the server may too. */
 export function readMountTable (): MountEntry[] {
   let text: string
-  try { text = fs.readFileSync('/proc/self/mountinfo', 'utf8') } catch { return [] }
+  try { text = readFileSync('/proc/self/mountinfo', 'utf8') } catch { return [] }
   const out: MountEntry[] = []
   for (const line of text.split('\n')) {
     const f = line.split(' ')
@@ -50,25 +50,25 @@ export function findMount (mountPoint: string): MountEntry | undefined {
  * component kept.
  */
 export function mountPointPath (name: string): string {
-  const abs = path.resolve(name)
+  const abs = pathResolve(name)
   if (abs === '/') return abs
-  let parent = path.dirname(abs)
-  try { parent = fs.realpathSync(parent) } catch { /* reported when the mount point is checked */ }
-  return path.join(parent, path.basename(abs))
+  let parent = dirname(abs)
+  try { parent = realpathSync(parent) } catch { /* reported when the mount point is checked */ }
+  return join(parent, basename(abs))
 }
 
 /** realpath when the file exists, else the name as absolute as it gets */
 export function realOrResolved (name: string): string {
-  try { return fs.realpathSync(name) } catch { return path.resolve(name) }
+  try { return realpathSync(name) } catch { return pathResolve(name) }
 }
 
 /** Check a mount point before mounting; returns its resolved path. */
 export function checkMountPoint (name: string): string {
   const abs = mountPointPath(name)
   if (findMount(abs)) throw new BlockError(`Mount point '${name}' is busy (already mounted)`, 'EBUSY')
-  let st: fs.Stats
+  let st: Stats
   try {
-    st = fs.statSync(abs)
+    st = statSync(abs)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
     if (code === 'ENOENT') throw new BlockError(`Mount point '${name}' does not exist`, 'ENOENT')
@@ -76,7 +76,7 @@ export function checkMountPoint (name: string): string {
     throw new BlockError(`Mount point '${name}': ${(e as Error).message}`, code ?? 'EIO')
   }
   if (!st.isDirectory()) throw new BlockError(`Mount point '${name}' is not a directory`, 'ENOTDIR')
-  const real = fs.realpathSync(abs)
+  const real = realpathSync(abs)
   if (real !== abs && findMount(real)) throw new BlockError(`Mount point '${name}' is busy (already mounted)`, 'EBUSY')
   return real
 }
@@ -98,14 +98,14 @@ export function loadFuse (): FuseClass {
 
 function onPath (cmd: string): boolean {
   for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':').concat(['/usr/bin', '/bin'])) {
-    try { fs.accessSync(path.join(dir, cmd), fs.constants.X_OK); return true } catch { /* next */ }
+    try { accessSync(join(dir, cmd), constants.X_OK); return true } catch { /* next */ }
   }
   return false
 }
 
 /** /dev/fuse, libfuse2 and fusermount, with the package to install for each. */
 export function checkFuseAvailable (opts: { allowOther?: boolean } = {}): void {
-  if (!fs.existsSync('/dev/fuse')) {
+  if (!existsSync('/dev/fuse')) {
     throw new BlockError('FUSE is not available: /dev/fuse does not exist (load the fuse kernel module, or give the container the device)', 'ENODEV')
   }
   loadFuse()
@@ -114,7 +114,7 @@ export function checkFuseAvailable (opts: { allowOther?: boolean } = {}): void {
   }
   if (opts.allowOther && process.getuid?.() !== 0) {
     let conf = ''
-    try { conf = fs.readFileSync('/etc/fuse.conf', 'utf8') } catch { /* absent: not allowed */ }
+    try { conf = readFileSync('/etc/fuse.conf', 'utf8') } catch { /* absent: not allowed */ }
     if (!/^\s*user_allow_other\b/m.test(conf)) {
       throw new BlockError('--allow-other needs \'user_allow_other\' in /etc/fuse.conf (or run as root)', 'EPERM')
     }
@@ -124,9 +124,9 @@ export function checkFuseAvailable (opts: { allowOther?: boolean } = {}): void {
 /** Where the server of a mount point records its pid (for `qimg umount`). */
 export function pidFilePath (mountPoint: string): string {
   const uid = process.getuid?.() ?? 0
-  const dir = uid === 0 ? '/run/qimg' : process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'qimg') : path.join(os.tmpdir(), `qimg-${uid}`)
-  const key = crypto.createHash('sha256').update(mountPoint).digest('hex').slice(0, 32)
-  return path.join(dir, `${key}.pid`)
+  const dir = uid === 0 ? '/run/qimg' : process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, 'qimg') : join(tmpdir(), `qimg-${uid}`)
+  const key = createHash('sha256').update(mountPoint).digest('hex').slice(0, 32)
+  return join(dir, `${key}.pid`)
 }
 
 /**
@@ -135,7 +135,7 @@ export function pidFilePath (mountPoint: string): string {
  */
 export function processStartTime (pid: number): string | undefined {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19]
   } catch {
@@ -146,22 +146,22 @@ export function processStartTime (pid: number): string | undefined {
 /** Pid files of servers that were killed (SIGKILL leaves them behind). */
 function sweepStalePidFiles (dir: string): void {
   let names: string[]
-  try { names = fs.readdirSync(dir) } catch { return }
+  try { names = readdirSync(dir) } catch { return }
   for (const name of names) {
     if (!name.endsWith('.pid')) continue
-    const file = path.join(dir, name)
+    const file = join(dir, name)
     try {
-      const [pid, start] = fs.readFileSync(file, 'utf8').split('\n')[0].split(' ')
-      if (processStartTime(Number(pid)) !== start) fs.unlinkSync(file)
+      const [pid, start] = readFileSync(file, 'utf8').split('\n')[0].split(' ')
+      if (processStartTime(Number(pid)) !== start) unlinkSync(file)
     } catch { /* raced with its owner: leave it */ }
   }
 }
 
 export function writePidFile (mountPoint: string): string {
   const file = pidFilePath(mountPoint)
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-  sweepStalePidFiles(path.dirname(file))
-  fs.writeFileSync(file, `${process.pid} ${processStartTime(process.pid) ?? ''}\n${mountPoint}\n`)
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+  sweepStalePidFiles(dirname(file))
+  writeFileSync(file, `${process.pid} ${processStartTime(process.pid) ?? ''}\n${mountPoint}\n`)
   return file
 }
 
@@ -170,7 +170,7 @@ export interface ServerProcess { pid: number, start: string }
 /** The live server of `mountPoint`, if its pid file names one. */
 export function readPidFile (mountPoint: string): ServerProcess | undefined {
   let text: string
-  try { text = fs.readFileSync(pidFilePath(mountPoint), 'utf8') } catch { return undefined }
+  try { text = readFileSync(pidFilePath(mountPoint), 'utf8') } catch { return undefined }
   const [pidText, start] = text.split('\n')[0].split(' ')
   const pid = Number(pidText)
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined
@@ -181,7 +181,7 @@ export function readPidFile (mountPoint: string): ServerProcess | undefined {
 export function removePidFile (mountPoint: string): void {
   try {
     const file = pidFilePath(mountPoint)
-    if (fs.readFileSync(file, 'utf8').startsWith(`${process.pid} `)) fs.unlinkSync(file)
+    if (readFileSync(file, 'utf8').startsWith(`${process.pid} `)) unlinkSync(file)
   } catch { /* already gone */ }
 }
 

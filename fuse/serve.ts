@@ -2,7 +2,7 @@
 // mount them with fuse-native, and on stop unmount, flush and close. The
 // caller (the mount command's foreground process or its background server)
 // opens the image and owns signals and the pid file.
-import fs from 'node:fs'
+import { statSync } from 'node:fs'
 import { BlockError } from '../src/cli/errors.js'
 import type { ClusterCache } from '../src/block/cache.js'
 import type { Image, SnapshotSpec } from '../src/block/types.js'
@@ -29,7 +29,7 @@ export interface ServeOptions {
 }
 
 function fileTime (name: string): Date {
-  try { return fs.statSync(name).mtime } catch { return new Date() }
+  try { return statSync(name).mtime } catch { return new Date() }
 }
 
 /** fsname shows as the mount's source (mount, df): the image; commas would split the option string */

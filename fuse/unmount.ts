@@ -1,7 +1,7 @@
 // `qimg umount`: unmount first (so no request can arrive any more, and a busy
 // mount is refused without disturbing its server), then ask the server to
 // flush and close its images, and wait until it has.
-import fs from 'node:fs'
+import { realpathSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BlockError } from '../src/cli/errors.js'
 import { FS_TYPE, findMount, fusermount, mountPointPath, processStartTime, readPidFile } from './runtime.js'
@@ -14,7 +14,7 @@ export async function unmountServer (name: string): Promise<void> {
   let entry = findMount(abs)
   if (!entry) {
     // a symlink to the mount point: resolving it stats the mount root, so only now
-    try { abs = fs.realpathSync(abs) } catch { /* not mounted, reported below */ }
+    try { abs = realpathSync(abs) } catch { /* not mounted, reported below */ }
     entry = findMount(abs)
   }
   if (!entry) throw new BlockError(`'${name}' is not mounted`, 'EINVAL')

@@ -2,7 +2,7 @@
 // its -o options, the write lock qemu takes while creating, nocow,
 // preallocation, and the one small write qemu makes so the file's first
 // block is allocated (`map`/`du` of a new image show it).
-import fs from 'node:fs'
+import { statSync } from 'node:fs'
 import { BlockError, errnoOf, strerror } from '../cli/errors.js'
 import { FileStore } from '../io/file-store.js'
 import { native } from '../io/native.js'
@@ -120,8 +120,8 @@ export async function createFile (filename: string, opts: FileCreateOptions): Pr
 /** Whether two paths name the same file (same device and inode). */
 export function sameFile (a: string, b: string): boolean {
   try {
-    const sa = fs.statSync(a)
-    const sb = fs.statSync(b)
+    const sa = statSync(a)
+    const sb = statSync(b)
     return sa.dev === sb.dev && sa.ino === sb.ino
   } catch {
     return false

@@ -1,7 +1,7 @@
 // Opening images: from a filename (probing the format or taking -f), from an
 // --image-opts string, with the backing chain below. Errors carry qemu's
 // inner wording; callers prefix "Could not open 'NAME': ".
-import fs from 'node:fs'
+import { realpathSync } from 'node:fs'
 import { BlockError, strerror, errnoOf } from '../cli/errors.js'
 import { parseKeyValues } from '../cli/qemu-opts.js'
 import { checkRuntimeOptions, FILE_OPTIONS } from './runtime-options.js'
@@ -151,7 +151,7 @@ async function openBacking (image: Image, opts: OpenImageOptions, secrets: Secre
   try {
     if (depth > MAX_CHAIN_DEPTH) throw new BlockError('Backing chain is too deep', 'EINVAL')
     let real: string | undefined
-    try { real = fs.realpathSync(name) } catch { /* reported by the open below */ }
+    try { real = realpathSync(name) } catch { /* reported by the open below */ }
     if (real !== undefined) {
       if (seen.has(real)) throw new BlockError(`Backing file '${name}' creates an infinite loop.`, 'ELOOP')
       seen.add(real)
@@ -173,7 +173,7 @@ async function openBacking (image: Image, opts: OpenImageOptions, secrets: Secre
 export async function openImage (filename: string, opts: OpenImageOptions = {}): Promise<Image> {
   if (opts.forceShare && opts.readOnly === false) throw new BlockError('force-share=on can only be used with read-only images', 'EINVAL')
   const seen = new Set<string>()
-  try { seen.add(fs.realpathSync(filename)) } catch { /* reported by open */ }
+  try { seen.add(realpathSync(filename)) } catch { /* reported by open */ }
   const withCaches: OpenImageOptions = {
     ...opts,
     clusterCache: opts.clusterCache ?? new ClusterCache(DEFAULT_CLUSTER_CACHE),

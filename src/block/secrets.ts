@@ -1,7 +1,7 @@
 // Secrets given with --object secret,id=ID,data=...|file=...[,format=raw|base64]
 // [,keyid=ID,iv=BASE64]: with keyid the data is AES-256-CBC ciphertext
 // (PKCS#7 padded) under the 32-byte secret `keyid`, as libvirt passes them.
-import fs from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { QemuError } from '../cli/errors.js'
 
@@ -52,7 +52,7 @@ export class SecretStore {
       raw = Buffer.from(props.data, 'utf8')
     } else if (props.file !== undefined) {
       try {
-        raw = fs.readFileSync(props.file)
+        raw = readFileSync(props.file)
       } catch (e) {
         throw new QemuError(`Unable to read ${props.file}: Failed to open file “${props.file}”: ${(e as Error).message.replace(/^[A-Z]+: /, '').replace(/, open .*$/, '')}`)
       }

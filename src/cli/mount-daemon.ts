@@ -2,14 +2,14 @@
 // the request over IPC, mounts, reports 'ready' or the error, then serves
 // until signalled. If `qimg mount` went away before the mount was ready,
 // nobody knows about the mount: take it down again.
-import fs from 'node:fs'
+import { appendFileSync } from 'node:fs'
 import { runMount, type MountRequest } from './mount-run.js'
 
 const logFile = process.env.QIMG_MOUNT_LOG
 
 function log (text: string): void {
   if (!logFile) return
-  try { fs.appendFileSync(logFile, `${new Date().toISOString()} qimg mount[${process.pid}]: ${text}\n`) } catch { /* nowhere to report */ }
+  try { appendFileSync(logFile, `${new Date().toISOString()} qimg mount[${process.pid}]: ${text}\n`) } catch { /* nowhere to report */ }
 }
 
 function send (msg: object): void {

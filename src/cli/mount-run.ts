@@ -3,7 +3,7 @@
 // `qimg mount` process with --foreground, else in a detached server process
 // (mount-daemon.ts) that reports readiness or its error back to `qimg mount`.
 import { fork } from 'node:child_process'
-import path from 'node:path'
+import { join } from 'node:path'
 import { projectRoot } from '../project-root.js'
 import { QemuError } from './errors.js'
 import { openForCommand, secretsFromObjects } from './image-args.js'
@@ -92,7 +92,7 @@ type DaemonMessage = { type: 'warning', text: string } | { type: 'ready' } | { t
 /** Start the server process and wait until it has mounted (or failed to). */
 export function spawnMountDaemon (req: MountRequest, warn: (text: string) => void): Promise<void> {
   // tsc's output, also when this code runs from the one-file bundle
-  const script = path.join(projectRoot(), 'dist/src/cli/mount-daemon.js')
+  const script = join(projectRoot(), 'dist/src/cli/mount-daemon.js')
   // detached, with no stdio of ours: callers waiting for our output are not held by the server
   const child = fork(script, [], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] })
   return new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 // ByteStore over a local file with positional I/O. Uses the callback fs API
 // (cheaper than FileHandle promises on hot paths) and the native addon for
 // holes and fallocate.
-import fs from 'node:fs'
+import { close as fsClose, closeSync, constants, fdatasync, fstatSync, ftruncate, open as fsOpen, read as fsRead, write as fsWrite } from 'node:fs'
 import { BlockError } from '../cli/errors.js'
 import type { ByteStore, DataRun } from './byte-store.js'
 import { native, errnoName, SEEK_DATA, SEEK_HOLE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from './native.js'
@@ -14,13 +14,13 @@ function ioError (err: unknown): BlockError {
 
 function preadOnce (fd: number, buf: Buffer, pos: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    fs.read(fd, buf, 0, buf.length, pos, (err, n) => err ? reject(ioError(err)) : resolve(n))
+    fsRead(fd, buf, 0, buf.length, pos, (err, n) => err ? reject(ioError(err)) : resolve(n))
   })
 }
 
 function pwriteOnce (fd: number, buf: Buffer, pos: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    fs.write(fd, buf, 0, buf.length, pos, (err, n) => err ? reject(ioError(err)) : resolve(n))
+    fsWrite(fd, buf, 0, buf.length, pos, (err, n) => err ? reject(ioError(err)) : resolve(n))
   })
 }
 
@@ -106,14 +106,14 @@ export class FileStore implements ByteStore {
   }
 
   static async open (filename: string, opts: FileOpenOptions): Promise<FileStore> {
-    let flags = opts.writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY
-    if (opts.create) flags |= fs.constants.O_CREAT
-    if (opts.truncate) flags |= fs.constants.O_TRUNC
+    let flags = opts.writable ? constants.O_RDWR : constants.O_RDONLY
+    if (opts.create) flags |= constants.O_CREAT
+    if (opts.truncate) flags |= constants.O_TRUNC
     const fd = await new Promise<number>((resolve, reject) => {
-      fs.open(filename, flags, 0o644, (err, fd) => err ? reject(err) : resolve(fd))
+      fsOpen(filename, flags, 0o644, (err, fd) => err ? reject(err) : resolve(fd))
     })
     try {
-      const st = fs.fstatSync(fd)
+      const st = fstatSync(fd)
       if (st.isDirectory()) throw Object.assign(new Error('Is a directory'), { code: 'EISDIR' })
       let size = st.size
       const isBlock = st.isBlockDevice()
@@ -123,7 +123,7 @@ export class FileStore implements ByteStore {
       }
       return new FileStore(filename, fd, opts.writable, size, isBlock, opts.noFlush ?? false)
     } catch (err) {
-      fs.closeSync(fd)
+      closeSync(fd)
       throw err
     }
   }
@@ -169,7 +169,7 @@ export class FileStore implements ByteStore {
       if (size > this.cachedSize) throw new BlockError('Cannot grow device files', 'EINVAL')
       return
     }
-    await new Promise<void>((resolve, reject) => fs.ftruncate(this.fd, size, err => err ? reject(ioError(err)) : resolve()))
+    await new Promise<void>((resolve, reject) => ftruncate(this.fd, size, err => err ? reject(ioError(err)) : resolve()))
     this.cachedSize = size
   }
 
@@ -248,18 +248,18 @@ export class FileStore implements ByteStore {
   }
 
   async allocatedSize (): Promise<number> {
-    const st = fs.fstatSync(this.fd)
+    const st = fstatSync(this.fd)
     return st.blocks * 512
   }
 
   async flush (): Promise<void> {
     if (!this.writable || this.noFlush) return
-    await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, err => err ? reject(ioError(err)) : resolve()))
+    await new Promise<void>((resolve, reject) => fdatasync(this.fd, err => err ? reject(ioError(err)) : resolve()))
   }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await new Promise<void>((resolve, reject) => fs.close(this.fd, err => err ? reject(ioError(err)) : resolve()))
+    await new Promise<void>((resolve, reject) => fsClose(this.fd, err => err ? reject(ioError(err)) : resolve()))
   }
 }

@@ -1,13 +1,13 @@
 // Finding an image of a backing chain by the name a user gives (commit -b,
 // rebase -b), with qemu's rules.
-import fs from 'node:fs'
-import path from 'node:path'
+import { realpathSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { hasProtocol, resolveRelative } from '../block/paths.js'
 import type { Image } from '../block/types.js'
 
 /** Canonical form of a file name for comparing chain members (symlinks resolved when the file exists). */
 function canonical (name: string): string {
-  try { return fs.realpathSync(name) } catch { return path.resolve(name) }
+  try { return realpathSync(name) } catch { return resolve(name) }
 }
 
 /**

@@ -1,7 +1,7 @@
 // `info`: the QAPI ImageInfo of an image (and of each image in its chain).
 // Keys are inserted in the schema's order; the JSON printer applies QEMU's
 // dict ordering.
-import path from 'node:path'
+import { resolve } from 'node:path'
 import type { JsonValue } from '../cli/qjson.js'
 import type { Image, SnapshotInfo } from '../block/types.js'
 import { resolveRelative } from '../block/paths.js'
@@ -55,5 +55,5 @@ async function actualSize (img: Image): Promise<number | undefined> {
 
 /** The absolute form of a name, for loop detection in --backing-chain. */
 export function chainKey (name: string): string {
-  return path.resolve(name)
+  return resolve(name)
 }

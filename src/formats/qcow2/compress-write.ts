@@ -2,14 +2,14 @@
 // window (what qemu uses, so any qcow2 reader can inflate it) or a zstd
 // frame. Returns null when the result would not be smaller than the cluster
 // minus one byte: qemu then stores the cluster uncompressed.
-import zlib from 'node:zlib'
+import { deflateRaw as zlibDeflateRaw } from 'node:zlib'
 import { zstd } from './zstd-binding.js'
 import { COMPRESSION_ZSTD } from './header.js'
 import { ZstdPool } from './zstd-pool.js'
 
 function deflateRaw (input: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    zlib.deflateRaw(input, { windowBits: 12, memLevel: 9 }, (err, out) => err ? reject(err) : resolve(out))
+    zlibDeflateRaw(input, { windowBits: 12, memLevel: 9 }, (err, out) => err ? reject(err) : resolve(out))
   })
 }
 

@@ -2,7 +2,7 @@
 // create-layout.ts for where clusters go): the header cluster with qemu's
 // extensions, the refcount structures, L1/L2 tables, and the data area for
 // preallocation.
-import fs from 'node:fs'
+import { promises as fsPromises } from 'node:fs'
 import { BlockError } from '../../cli/errors.js'
 import { isOn } from '../../cli/create-options.js'
 import { allocateFirstBlock, checkFileOptions, createHostFile, preallocateFile } from '../../block/file-create.js'
@@ -183,7 +183,7 @@ export async function createQcow2 (filename: string, options: Record<string, str
     // qemu removes an image it could not finish
     await store.close().catch(() => undefined)
     store = null
-    await fs.promises.unlink(filename).catch(() => undefined)
+    await fsPromises.unlink(filename).catch(() => undefined)
     throw e
   } finally {
     await store?.close()

@@ -7,8 +7,8 @@
 // compressed in place, and the pool starts only once a job has shown it is
 // long. If a worker cannot start or fails, compression goes on in place.
 import { Worker } from 'node:worker_threads'
-import os from 'node:os'
-import path from 'node:path'
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
 import { projectRoot } from '../../project-root.js'
 import { TurnBatch } from './turn-batch.js'
 
@@ -30,7 +30,7 @@ export class ZstdPool {
 
   /** `script`: the worker's module (tests point it elsewhere) */
   constructor (private readonly level: number, private readonly inPlace: CompressInPlace,
-    private readonly script = path.join(projectRoot(), 'dist/src/formats/qcow2/zstd-worker.js')) {}
+    private readonly script = join(projectRoot(), 'dist/src/formats/qcow2/zstd-worker.js')) {}
 
   /** The zstd frame of one cluster, or null when it would not be smaller. */
   compress (input: Buffer): Promise<Buffer | null> {
@@ -95,7 +95,7 @@ export class ZstdPool {
   private start (): Member[] | null {
     if (this.members || this.broken) return this.members
     const script = this.script
-    const count = Math.max(1, Math.min(os.availableParallelism(), 4))
+    const count = Math.max(1, Math.min(availableParallelism(), 4))
     try {
       this.members = Array.from({ length: count }, () => {
         const m: Member = { worker: new Worker(script), pending: new Map() }
