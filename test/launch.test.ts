@@ -31,7 +31,7 @@ t.test('the bins start from the bundle, compiled from a code cache V8 accepts', 
   }
   const caches = path.join(ROOT, 'dist/code-cache')
   const recorded = fs.readdirSync(caches).sort()
-  t.same(recorded, ['all', 'check', 'compare', 'convert', 'create', 'info', 'map', 'measure'])
+  t.same(recorded, ['all', 'check', 'compare', 'convert', 'convert-raw', 'create', 'info', 'map', 'measure'])
   for (const name of recorded) {
     const bundle = compileBundle([], path.join(caches, name))
     t.equal(bundle?.file, path.join(ROOT, 'dist/qimg.cjs'))
@@ -42,6 +42,14 @@ t.test('the bins start from the bundle, compiled from a code cache V8 accepts', 
   t.equal(cacheFile(['info', '--output=json', 'x']), path.join(caches, 'info'))
   t.equal(cacheFile(['-T', 'none', 'convert', 'a', 'b']), path.join(caches, 'all'), 'the value of -T is no command')
   t.equal(cacheFile(['--output=json', 'map', 'x']), path.join(caches, 'map'))
+  // converts into raw have their own, smaller cache
+  for (const line of [['convert', 'a', 'b'], ['convert', '-O', 'raw', 'a', 'b'], ['convert', '-Oraw', 'a', 'b'], ['convert', '-pO', 'raw', 'a', 'b'], ['convert', '-O', 'qcow2', '-O', 'raw', 'a', 'b']]) {
+    t.equal(cacheFile(line), path.join(caches, 'convert-raw'), line.join(' '))
+  }
+  for (const line of [['convert', '-O', 'qcow2', 'a', 'b'], ['convert', '-cOqcow2', 'a', 'b'], ['convert', '-f', 'raw', '-O', 'vmdk', 'a', 'b']]) {
+    t.equal(cacheFile(line), path.join(caches, 'convert'), line.join(' '))
+  }
+  t.ok(fs.statSync(path.join(caches, 'convert-raw')).size < fs.statSync(path.join(caches, 'convert')).size * 0.9)
   for (const other of [[], ['amend', 'x'], ['--version'], ['../../etc/passwd'], ['Info']]) {
     t.equal(cacheFile(other), path.join(caches, 'all'), other.join(' '))
   }
