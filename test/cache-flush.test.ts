@@ -1,9 +1,11 @@
 // Cache mode unsafe (convert's default for its target, -t unsafe elsewhere,
 // cache.no-flush=on): flushes do nothing, as in qemu, where they are what
 // made a 512 MiB raw->qcow2 convert on ext4 wait ~0.3 s for writeback.
-// Counted by wrapping fs.fdatasync, which FileStore.flush goes through.
+// Counted by wrapping fs.fdatasync, which FileStore.flush goes through
+// (syncBuiltinESMExports: FileStore imports it by name).
 import t from 'tap'
 import fs from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { FileStore } from '../src/io/file-store.js'
@@ -15,8 +17,12 @@ let syncs = 0
 const realSync = fs.fdatasync
 t.before(() => {
   fs.fdatasync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => { syncs++; realSync(fd, cb) }) as typeof fs.fdatasync
+  syncBuiltinESMExports()
 })
-t.teardown(() => { fs.fdatasync = realSync })
+t.teardown(() => {
+  fs.fdatasync = realSync
+  syncBuiltinESMExports()
+})
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qimg-noflush-'))
 t.teardown(() => fs.rmSync(dir, { recursive: true }))

@@ -105,6 +105,13 @@ export interface Image extends ImageCapabilities {
   /** `hooks.onAllocated` (formats that allocate as they write): see WriteHooks */
   write(buf: Buffer, offset: number, hooks?: WriteHooks): Promise<void>
   writeZeroes(offset: number, length: number, opts?: WriteZeroesOptions): Promise<void>
+  /**
+   * Where the guest bytes [offset, offset+length) are stored as they are, in
+   * one piece of `store`: writing there is writing them (raw: always, within
+   * the image). Undefined where a format has to place or transform them.
+   * convert hands such ranges to the addon to copy (see ops/convert.ts).
+   */
+  directRange?(offset: number, length: number): { store: ByteStore, offset: number } | undefined
   discard(offset: number, length: number): Promise<void>
   /** status within this image only (no backing) */
   layerStatus(offset: number, length: number, opts?: StatusOptions): Promise<LayerStatus>

@@ -11,6 +11,8 @@ export interface ByteStore {
   /** the name used in messages and in map's "filename" */
   readonly filename: string
   readonly writable: boolean
+  /** the open file, when the store is one (for copies the native addon does itself) */
+  readonly fd?: number
   /** current length in bytes */
   size(): Promise<number>
   /** Read buf.length bytes at offset; bytes past the end read as zero. Returns bytes really read. */

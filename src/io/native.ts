@@ -16,6 +16,14 @@ export interface NativeCalls {
    * fell short or broke; then callback()
    */
   inflateRawClusters?(input: Buffer, spans: Uint32Array, outputs: Buffer[], statuses: Uint8Array, callback: () => void): void
+  /**
+   * convert's copy of a plain chunk on libuv's pool (see copy.c): read
+   * buffer.length bytes of srcFd at srcOffset, then (unless `scan` finds an
+   * all-zero sector) write the first writeLength of them to dstFd at
+   * dstOffset; callback(status): 0 copied, 1 read but a sector is all zeros,
+   * 2 not read in full, 3 read but the write failed
+   */
+  copyChunk?(srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, buffer: Buffer, writeLength: number, scan: boolean, callback: (status: number) => void): void
   /** pread that refuses (-EAGAIN) to wait for the disk: bytes read or -errno */
   preadCached?(fd: number, buf: Buffer, offset: number): number
   /** a page-aligned Buffer of `size` bytes, or null */

@@ -9,7 +9,7 @@ import type { Image } from '../block/types.js'
 import { ChunkPlanner, countDataSectors, BUF_SECTORS, type Chunk, type PlannerOptions } from './convert/planner.js'
 import { SECTOR, isAllZero, sparseRuns, zeroSectorMap } from './convert/zero-scan.js'
 import { RateLimiter } from './convert/rate-limit.js'
-import { allocIoBuffer } from '../io/native.js'
+import { allocIoBuffer, native, type NativeCalls } from '../io/native.js'
 
 export interface ConvertParams {
   sources: readonly Image[]
@@ -83,6 +83,11 @@ const MAX_WRITES = 2
  */
 const GROUP_BYTES = BUF_SECTORS * SECTOR
 
+/** what copyDirect left to do (see there) */
+const DIRECT_COPIED = 0
+const DIRECT_READ = 1
+const DIRECT_UNREAD = 2
+
 /** a run of an uncompressed chunk to write: its data, or zeros */
 interface WriteRun { zero: boolean, at: number, data: Buffer }
 
@@ -133,6 +138,13 @@ class Copier {
    */
   private readonly grouping: boolean
 
+  /**
+   * The addon's one-job copy (copyDirect), where its out-of-order writes
+   * change nothing: into raw, no progress to draw in order, nothing to
+   * compress, salvage or pace.
+   */
+  private readonly directCopy: NativeCalls['copyChunk']
+
   constructor (private readonly p: ConvertParams, private readonly planner: ChunkPlanner, private readonly totalData: number, private readonly clusterSectors: number) {
     this.grouping = !p.salvage && (clusterSectors > 0 || !p.onProgress)
     this.limiter = p.rateLimit > 0 ? new RateLimiter(p.rateLimit) : null
@@ -140,6 +152,7 @@ class Copier {
     // (-p's lines follow the order chunks finish in: they stay in order for qemu's exact output)
     this.writesCommute = p.target.format === 'raw' && !p.onProgress
     this.writes = new Semaphore(p.outOfOrder || this.writesCommute ? p.workers : MAX_WRITES)
+    this.directCopy = this.writesCommute && !clusterSectors && !p.salvage && !this.limiter ? native()?.copyChunk : undefined
   }
 
   async run (): Promise<void> {
@@ -200,6 +213,7 @@ class Copier {
         const data: Array<Buffer | null> = chunks.map(() => null)
         let readFailure: { at: number, error: unknown } | undefined
         let packed: Array<Buffer | null | undefined> = chunks.map(() => undefined)
+        let status = DIRECT_UNREAD
         if (first.kind === 'data') {
           const sectors = chunks.reduce((n, c) => n + c.sectors, 0)
           const bytes = sectors * SECTOR
@@ -209,7 +223,12 @@ class Copier {
           chunks.forEach((c, i) => { data[i] = buffer!.subarray(pos, pos += c.sectors * SECTOR) })
           await this.reads.acquire(bytes)
           try {
-            await this.read({ ...first, sectors }, buffer.subarray(0, bytes))
+            if (chunks.length === 1) status = await this.copyDirect(first, buffer.subarray(0, bytes), ticket)
+            if (status === DIRECT_COPIED) {
+              this.doneSectors += first.sectors
+              continue
+            }
+            if (status === DIRECT_UNREAD) await this.read({ ...first, sectors }, buffer.subarray(0, bytes))
           } catch (e) {
             if (chunks.length === 1) throw e
             // as if read one by one: the chunks before the first that fails are written, then it fails
@@ -232,7 +251,10 @@ class Copier {
           }
         }
         if (!this.p.outOfOrder) await ticket.previous
-        if (this.failure !== undefined) return
+        // a later ticket failed: stop, unless this one went to the addon and
+        // may have written already (then it finishes: its error, at a lower
+        // byte, is the one to report)
+        if (this.failure !== undefined && status === DIRECT_UNREAD) return
         // where the order of completion cannot change the result, the next
         // ticket may start writing as soon as this one's last write has
         // started; a target that allocates as it writes lets it go once that
@@ -280,6 +302,32 @@ class Copier {
         ticket.release()
       }
     }
+  }
+
+  /**
+   * Copy a plain data chunk into a raw target in one job of the addon's
+   * (read, look for zero sectors, write: see copy.c), when both sides are
+   * files the chunk lies in as it is. The target's writes commute, so the
+   * next ticket is let go at once, as when a write has started. Says what
+   * is left to do: nothing (DIRECT_COPIED), writing what is now in `buf`
+   * (DIRECT_READ: a sector is all zeros, for the sparse rules, or the write
+   * failed, to be written again for qemu's error), or all of it
+   * (DIRECT_UNREAD: not a chunk for the addon, or its read fell short, to be
+   * read again for the error or the zeros past the end of the file).
+   */
+  private async copyDirect (chunk: Chunk, buf: Buffer, ticket: Ticket): Promise<number> {
+    const copy = this.directCopy
+    const srcFd = chunk.host?.store.fd
+    if (!copy || srcFd === undefined) return DIRECT_UNREAD
+    const offset = chunk.sector * SECTOR
+    const writeLength = this.clip(offset, buf.length)
+    const dst = this.p.target.directRange?.(offset, writeLength)
+    if (dst?.store.fd === undefined) return DIRECT_UNREAD
+    const scan = !(this.p.minSparse === 0 || (this.p.copyOffload && chunk.plain))
+    const done = new Promise<number>(resolve => copy(srcFd, chunk.host!.offset, dst.store.fd!, dst.offset, buf, writeLength, scan, resolve))
+    ticket.release()
+    const status = await done
+    return status === 0 ? DIRECT_COPIED : status === 2 ? DIRECT_UNREAD : DIRECT_READ
   }
 
   /** Keep the error to report: the first one, or with overlapping writes the one at the lowest offset (as in order). */

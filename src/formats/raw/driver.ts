@@ -57,6 +57,11 @@ export class RawImage extends ImageBase {
     await this.store.write(buf, this.base + offset)
   }
 
+  directRange (offset: number, length: number): { store: ByteStore, offset: number } | undefined {
+    if (offset < 0 || length < 0 || offset + length > this.size) return undefined
+    return { store: this.store, offset: this.base + offset }
+  }
+
   override async writeZeroes (offset: number, length: number, opts?: WriteZeroesOptions): Promise<void> {
     this.checkWritable()
     this.checkRange(offset, length)

@@ -4,7 +4,8 @@
  * preallocate and punch holes, open-file-description locks (qemu-img's image
  * locking protocol), the NOCOW inode flag, and block-device sizes.
  * Each function is a thin synchronous wrapper; errors come back as -errno.
- * inflate.c adds one asynchronous helper: cluster decompression off the JS thread.
+ * inflate.c and copy.c add asynchronous helpers: cluster decompression off the
+ * JS thread, and convert's copy of a plain chunk into a raw file.
  * alignedBuffer hands out page-aligned I/O buffers (see its comment).
  * zeroSectorMap, setBatchScheduling and usableCpus serve convert, plainRunEntries
  * qcow2's block status (see their comments).
@@ -187,7 +188,8 @@ static napi_value js_exit_now(napi_env env, napi_callback_info info) {
   _exit(code & 0xff);
 }
 
-static int block_is_zero(const uint8_t *p, size_t n) {
+/* (copy.c uses it too) */
+int qimg_block_is_zero(const uint8_t *p, size_t n) {
   if (p[0] != 0 || p[n - 1] != 0) return 0;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -216,7 +218,7 @@ static napi_value js_zero_sector_map(napi_env env, napi_callback_info info) {
   uint8_t *map = mapData;
   int64_t zeros = 0;
   for (size_t i = 0; i < sectors; i++) {
-    map[i] = (uint8_t)block_is_zero((const uint8_t *)data + i * 512, 512);
+    map[i] = (uint8_t)qimg_block_is_zero((const uint8_t *)data + i * 512, 512);
     zeros += map[i];
   }
   return ret_i64(env, zeros);
@@ -252,24 +254,27 @@ static napi_value js_plain_run_entries(napi_env env, napi_callback_info info) {
   return ret_i64(env, i);
 }
 
-/* inflate.c */
+/* inflate.c, copy.c */
 napi_value qimg_inflate_raw_clusters(napi_env env, napi_callback_info info);
+napi_value qimg_copy_chunk(napi_env env, napi_callback_info info);
 
+/* ordinary properties, as a JavaScript module's exports are (tests wrap some to count calls) */
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    { "lseek", NULL, js_lseek, NULL, NULL, NULL, napi_default, NULL },
-    { "fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_default, NULL },
-    { "ofdLock", NULL, js_ofd_lock, NULL, NULL, NULL, napi_default, NULL },
-    { "setNoCow", NULL, js_set_nocow, NULL, NULL, NULL, napi_default, NULL },
-    { "blockDeviceSize", NULL, js_blkdev_size, NULL, NULL, NULL, napi_default, NULL },
-    { "inflateRawClusters", NULL, qimg_inflate_raw_clusters, NULL, NULL, NULL, napi_default, NULL },
-    { "alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_default, NULL },
-    { "preadCached", NULL, js_pread_cached, NULL, NULL, NULL, napi_default, NULL },
-    { "setBatchScheduling", NULL, js_set_batch_scheduling, NULL, NULL, NULL, napi_default, NULL },
-    { "usableCpus", NULL, js_usable_cpus, NULL, NULL, NULL, napi_default, NULL },
-    { "zeroSectorMap", NULL, js_zero_sector_map, NULL, NULL, NULL, napi_default, NULL },
-    { "plainRunEntries", NULL, js_plain_run_entries, NULL, NULL, NULL, napi_default, NULL },
-    { "exitNow", NULL, js_exit_now, NULL, NULL, NULL, napi_default, NULL },
+    { "lseek", NULL, js_lseek, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "ofdLock", NULL, js_ofd_lock, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "setNoCow", NULL, js_set_nocow, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "blockDeviceSize", NULL, js_blkdev_size, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "inflateRawClusters", NULL, qimg_inflate_raw_clusters, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "copyChunk", NULL, qimg_copy_chunk, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "preadCached", NULL, js_pread_cached, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "setBatchScheduling", NULL, js_set_batch_scheduling, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "usableCpus", NULL, js_usable_cpus, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "zeroSectorMap", NULL, js_zero_sector_map, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "plainRunEntries", NULL, js_plain_run_entries, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "exitNow", NULL, js_exit_now, NULL, NULL, NULL, napi_default_jsproperty, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -10,6 +10,7 @@
 //    holds is copied.
 import { strerror, errnoOf, QemuError } from '../../cli/errors.js'
 import { WIDE_STATUS, type Extent, type Image } from '../../block/types.js'
+import type { ByteStore } from '../../io/byte-store.js'
 import { SECTOR } from './zero-scan.js'
 
 export type ChunkKind = 'data' | 'zero' | 'backing'
@@ -21,6 +22,8 @@ export interface Chunk {
   sectors: number
   /** the data is stored plainly in a host file (copy offloading can move it as is) */
   plain: boolean
+  /** for plain data within its source's size: where the chunk's first byte is in that file */
+  host?: { store: ByteStore, offset: number }
 }
 
 export interface PlannerOptions {
@@ -53,6 +56,8 @@ export class ChunkPlanner {
   private statusEnd = 0
   private status: ChunkKind = 'data'
   private statusPlain = false
+  /** for plain data: its file, and host offset minus source offset */
+  private statusHost: { store: ByteStore, delta: number } | undefined
 
   constructor (private readonly opts: PlannerOptions) {
     this.srcSectors = opts.sources.map(s => Math.ceil(s.size / SECTOR))
@@ -82,6 +87,11 @@ export class ChunkPlanner {
       }
     }
     const chunk: Chunk = { kind, sector: this.sector, sectors: n, plain: kind === 'data' && this.statusPlain }
+    const inSrc = (this.sector - this.srcStart) * SECTOR
+    // (a source's size need not be whole sectors: past it the chunk reads as zeros, not as the file)
+    if (chunk.plain && this.statusHost && inSrc + n * SECTOR <= this.opts.sources[this.src].size) {
+      chunk.host = { store: this.statusHost.store, offset: inSrc + this.statusHost.delta }
+    }
     this.sector += n
     return chunk
   }
@@ -100,6 +110,7 @@ export class ChunkPlanner {
       this.opts.warn(`warning: ${message}`)
       this.status = 'data'
       this.statusPlain = false
+      this.statusHost = undefined
       this.statusEnd = this.sector + 1
       return
     }
@@ -114,6 +125,7 @@ export class ChunkPlanner {
     if (kind === 'zero' && this.opts.minSparse === 0) kind = 'data'
     this.status = kind
     this.statusPlain = ext.kind === 'data' && ext.hostOffset !== undefined && !ext.zero
+    this.statusHost = this.statusPlain && ext.store ? { store: ext.store, delta: ext.hostOffset! - offset } : undefined
     this.statusEnd = end
   }
 
