@@ -4,6 +4,7 @@
 // can break one.
 import t from 'tap'
 import { native } from '../src/io/native.js'
+import { prng } from './helpers/variants.js'
 
 const CLUSTER = 65536
 const COMPRESSED = 2n ** 62n
@@ -27,14 +28,9 @@ t.test('the native addon has plainRunEntries', async t => {
 
 t.test('plainRunEntries ends runs where the spec says', async t => {
   const run = native()!.plainRunEntries!
-  // mulberry32: an LCG's low bits repeat too soon to pick among the breaks
-  let seed = 11
-  const rand = (n: number): number => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), seed | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) % n
-  }
+  // (not an LCG: its low bits repeat too soon to pick among the breaks)
+  const next = prng(11)
+  const rand = (n: number): number => Math.floor(next() * n)
   const breaks: Array<(e: bigint) => bigint> = [
     e => e | COMPRESSED,
     e => e | 1n, // reads as zeros (v3); plain data under v2
