@@ -3,9 +3,9 @@
  * job on libuv's pool: read it, look for all-zero sectors, write it. Done
  * from JavaScript, the read and the write are two hand-offs to the pool with
  * the JS thread in between (taking the read back, scanning, queueing the
- * write); on ext4, where the copy itself is quick, that cost ~20% of a 512
- * MiB convert. This is the common case only: anything else the job hands
- * back for JavaScript to finish (see the statuses).
+ * write); on ext4, where the copy itself is quick, that cost ~15% of the
+ * copy phase of a 512 MiB convert. This is the common case only: anything
+ * else the job hands back for JavaScript to finish (see the statuses).
  *
  * copyChunk(srcFd, srcOffset, dstFd, dstOffset, buffer, writeLength, scan,
  * callback): reads buffer.length bytes of srcFd from srcOffset into buffer;
