@@ -1,7 +1,7 @@
 // ByteStore over a local file with positional I/O. Uses the callback fs API
 // (cheaper than FileHandle promises on hot paths) and the native addon for
 // holes and fallocate.
-import { close as fsClose, closeSync, constants, fdatasync, fstatSync, ftruncate, open as fsOpen, read as fsRead, write as fsWrite } from 'node:fs'
+import { closeSync, constants, fdatasync, fstatSync, ftruncate, openSync, read as fsRead, write as fsWrite } from 'node:fs'
 import { BlockError } from '../cli/errors.js'
 import type { ByteStore, DataRun } from './byte-store.js'
 import { native, errnoName, SEEK_DATA, SEEK_HOLE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from './native.js'
@@ -109,9 +109,11 @@ export class FileStore implements ByteStore {
     let flags = opts.writable ? constants.O_RDWR : constants.O_RDONLY
     if (opts.create) flags |= constants.O_CREAT
     if (opts.truncate) flags |= constants.O_TRUNC
-    const fd = await new Promise<number>((resolve, reject) => {
-      fsOpen(filename, flags, 0o644, (err, fd) => err ? reject(err) : resolve(fd))
-    })
+    // on the JS thread: a command has nothing else to do while it opens its
+    // images, and a hand-off to libuv's pool would start the pool, which
+    // commands that read only metadata (info, map, check...) never need
+    // otherwise (~0.5 ms of their start)
+    const fd = openSync(filename, flags, 0o644)
     try {
       const st = fstatSync(fd)
       if (st.isDirectory()) throw Object.assign(new Error('Is a directory'), { code: 'EISDIR' })
@@ -260,6 +262,11 @@ export class FileStore implements ByteStore {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await new Promise<void>((resolve, reject) => fsClose(this.fd, err => err ? reject(ioError(err)) : resolve()))
+    // (as open: on the JS thread)
+    try {
+      closeSync(this.fd)
+    } catch (err) {
+      throw ioError(err)
+    }
   }
 }
