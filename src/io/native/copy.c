@@ -25,10 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "qimg_native.h"
 
 typedef struct {
   napi_async_work work;
-  napi_ref buffer_ref, callback_ref;
+  napi_ref refs[2]; /* buffer, callback */
   int src_fd, dst_fd;
   int64_t src_off, dst_off;
   uint8_t *buf;
@@ -36,9 +37,6 @@ typedef struct {
   int scan;
   int status;
 } copy_job;
-
-/* qimg_native.c */
-int qimg_block_is_zero(const uint8_t *p, size_t n);
 
 static int has_zero_sector(const uint8_t *p, size_t len) {
   for (size_t off = 0; off + 512 <= len; off += 512) {
@@ -70,16 +68,10 @@ static void copy_execute(napi_env env, void *data) {
 
 static void copy_complete(napi_env env, napi_status status, void *data) {
   copy_job *job = data;
-  napi_value cb, global, arg;
-  napi_get_reference_value(env, job->callback_ref, &cb);
-  napi_get_global(env, &global);
+  napi_value arg;
   /* (a job the pool never ran read nothing) */
   napi_create_int32(env, status == napi_ok ? job->status : 2, &arg);
-  napi_delete_reference(env, job->buffer_ref);
-  napi_delete_reference(env, job->callback_ref);
-  napi_delete_async_work(env, job->work);
-  free(job);
-  napi_call_function(env, global, cb, 1, &arg, NULL);
+  qimg_finish_job(env, job->work, job->refs, 2, job, 1, &arg);
 }
 
 static int64_t int_arg(napi_env env, napi_value v, int *ok) {
@@ -121,11 +113,8 @@ napi_value qimg_copy_chunk(napi_env env, napi_callback_info info) {
   job->buf = buf;
   job->write_len = (size_t)write_len;
   job->scan = scan;
-  napi_create_reference(env, argv[4], 1, &job->buffer_ref);
-  napi_create_reference(env, argv[7], 1, &job->callback_ref);
-  napi_value name;
-  napi_create_string_utf8(env, "qimg:copy", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, copy_execute, copy_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
+  napi_create_reference(env, argv[4], 1, &job->refs[0]);
+  napi_create_reference(env, argv[7], 1, &job->refs[1]);
+  qimg_queue_job(env, "qimg:copy", copy_execute, copy_complete, job, &job->work);
   return NULL;
 }

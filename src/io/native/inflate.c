@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include "qimg_native.h"
 
 typedef struct {
   unsigned char *out;
@@ -63,14 +64,8 @@ static void inflate_execute(napi_env env, void *data) {
 
 static void inflate_complete(napi_env env, napi_status status, void *data) {
   inflate_job *job = data;
-  napi_value cb, global;
   if (status != napi_ok) memset(job->statuses, 1, job->count);
-  napi_get_reference_value(env, job->refs[4], &cb);
-  napi_get_global(env, &global);
-  for (int i = 0; i < 5; i++) napi_delete_reference(env, job->refs[i]);
-  napi_delete_async_work(env, job->work);
-  free(job);
-  napi_call_function(env, global, cb, 0, NULL, NULL);
+  qimg_finish_job(env, job->work, job->refs, 5, job, 0, NULL);
 }
 
 static napi_value fail(napi_env env, inflate_job *job, const char *msg) {
@@ -110,9 +105,6 @@ napi_value qimg_inflate_raw_clusters(napi_env env, napi_callback_info info) {
     if ((size_t)it->in_off + it->in_len > job->in_len) return fail(env, job, "inflateRawClusters: a span lies outside the input");
   }
   for (int i = 0; i < 5; i++) napi_create_reference(env, argv[i], 1, &job->refs[i]);
-  napi_value name;
-  napi_create_string_utf8(env, "qimg:inflate", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, inflate_execute, inflate_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
+  qimg_queue_job(env, "qimg:inflate", inflate_execute, inflate_complete, job, &job->work);
   return NULL;
 }

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <sched.h>
 #include <string.h>
+#include "qimg_native.h"
 
 static int64_t arg_i64(napi_env env, napi_value v) {
   int64_t x = 0;
@@ -188,7 +189,6 @@ static napi_value js_exit_now(napi_env env, napi_callback_info info) {
   _exit(code & 0xff);
 }
 
-/* (copy.c uses it too) */
 int qimg_block_is_zero(const uint8_t *p, size_t n) {
   if (p[0] != 0 || p[n - 1] != 0) return 0;
   size_t i = 0;
@@ -254,9 +254,24 @@ static napi_value js_plain_run_entries(napi_env env, napi_callback_info info) {
   return ret_i64(env, i);
 }
 
-/* inflate.c, copy.c */
-napi_value qimg_inflate_raw_clusters(napi_env env, napi_callback_info info);
-napi_value qimg_copy_chunk(napi_env env, napi_callback_info info);
+void qimg_queue_job(napi_env env, const char *name, napi_async_execute_callback execute,
+                    napi_async_complete_callback complete, void *job, napi_async_work *work) {
+  napi_value resource_name;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name);
+  napi_create_async_work(env, NULL, resource_name, execute, complete, job, work);
+  napi_queue_async_work(env, *work);
+}
+
+void qimg_finish_job(napi_env env, napi_async_work work, napi_ref *refs, size_t nrefs, void *job,
+                     size_t argc, const napi_value *argv) {
+  napi_value cb, global;
+  napi_get_reference_value(env, refs[nrefs - 1], &cb);
+  napi_get_global(env, &global);
+  for (size_t i = 0; i < nrefs; i++) napi_delete_reference(env, refs[i]);
+  napi_delete_async_work(env, work);
+  free(job);
+  napi_call_function(env, global, cb, argc, argv, NULL);
+}
 
 /* ordinary properties, as a JavaScript module's exports are (tests wrap some to count calls) */
 static napi_value init(napi_env env, napi_value exports) {
