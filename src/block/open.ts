@@ -3,7 +3,7 @@
 // inner wording; callers prefix "Could not open 'NAME': ".
 import { realpathSync } from 'node:fs'
 import { BlockError, strerror, errnoOf } from '../cli/errors.js'
-import { parseKeyValues } from '../cli/qemu-opts.js'
+import { parseKeyValues, qemuBool } from '../cli/qemu-opts.js'
 import { checkRuntimeOptions, FILE_OPTIONS } from './runtime-options.js'
 import { FileStore } from '../io/file-store.js'
 import type { ByteStore } from '../io/byte-store.js'
@@ -80,13 +80,13 @@ export function parseImageOpts (text: string): { format?: string, filename: stri
   return { format, filename, options }
 }
 
-/** qemu's boolean option values ('on', 'yes', 'true', 'y' and their opposites) */
+/** A boolean runtime option, if given; qemu's message for a value that is none. */
 function boolOption (options: Record<string, string> | undefined, name: string): boolean | undefined {
   const v = options?.[name]
   if (v === undefined) return undefined
-  if (['on', 'yes', 'true', 'y'].includes(v)) return true
-  if (['off', 'no', 'false', 'n'].includes(v)) return false
-  throw new BlockError(`Parameter '${name}' expects 'on' or 'off'`, 'EINVAL')
+  const on = qemuBool(v)
+  if (on === undefined) throw new BlockError(`Parameter '${name}' expects 'on' or 'off'`, 'EINVAL')
+  return on
 }
 
 async function readHead (store: ByteStore): Promise<Buffer> {

@@ -62,3 +62,10 @@ export function toRecord (kv: KeyValues): Record<string, string> {
 export function joinOptionStrings (parts: string[]): string {
   return parts.join(',')
 }
+
+/** A boolean option's value as qemu reads it (on/yes/true/y, off/no/false/n); undefined for anything else. */
+export function qemuBool (value: string): boolean | undefined {
+  if (value === 'on' || value === 'yes' || value === 'true' || value === 'y') return true
+  if (value === 'off' || value === 'no' || value === 'false' || value === 'n') return false
+  return undefined
+}

@@ -10,6 +10,7 @@
 //              if (enc.luksArea) { allocate ceil(len / cluster) clusters at OFF, write enc.luksArea there,
 //                                  add the crypto header extension { offset: OFF, length: enc.luksArea.length } }
 //              data clusters written later go through enc.crypto.encrypt (host offsets for LUKS) }
+import { qemuBool } from '../cli/qemu-opts.js'
 import { BlockError } from '../cli/errors.js'
 import type { SecretStore } from '../block/secrets.js'
 import type { CreateOptionSpec } from '../block/types.js'
@@ -35,9 +36,6 @@ export const QCOW2_ENCRYPT_AMEND_OPTIONS: CreateOptionSpec[] = LUKS_AMEND_OPTION
 
 const AES_ALLOWED = new Set(['format', 'key-secret'])
 
-function isOn (v: string): boolean {
-  return v === 'on' || v === 'yes' || v === 'true' || v === 'y'
-}
 
 interface ResolvedEncryption {
   format: 'aes' | 'luks'
@@ -52,7 +50,7 @@ function resolveQcow2Encryption (options: Record<string, string>, secrets: Secre
   // QemuOpts parses numbers before anything looks at the values
   const luksOpts = parseLuksCreateOptionsLazy(values)
   let format = values.format
-  if (options.encryption !== undefined && isOn(options.encryption)) {
+  if (options.encryption !== undefined && qemuBool(options.encryption) === true) {
     if (format !== undefined) throw new BlockError('\'encrypt.format\' and its alias \'encryption\' can\'t be used at the same time', 'EINVAL')
     format = 'aes'
   }

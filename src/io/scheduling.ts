@@ -6,9 +6,9 @@
 // the JS thread stops at nearly every hand-off while another thread copies.
 // SCHED_BATCH, Linux's policy for throughput work (no privileges needed),
 // turns wake-up preemption off: measured on convert, 8-13% less wall time.
-// The pool's threads are created by the first file operation and inherit
-// the policy of the thread that starts them, so this must run before a
-// command opens anything. It also means a long copy yields to interactive
+// The pool's threads are created by the first operation handed to the pool
+// and inherit the policy of the thread that starts them, so this must run
+// before a command does any I/O there. It also means a long copy yields to interactive
 // programs rather than the other way round, as `chrt -b` would arrange.
 //
 // The pool's size is set here too, for the same reason and at the same time

@@ -224,10 +224,8 @@ class Copier {
           await this.reads.acquire(bytes)
           try {
             if (chunks.length === 1) status = await this.copyDirect(first, buffer.subarray(0, bytes), ticket)
-            if (status === DIRECT_COPIED) {
-              this.doneSectors += first.sectors
-              continue
-            }
+            // (no progress to count: copyDirect is not used with -p)
+            if (status === DIRECT_COPIED) continue
             if (status === DIRECT_UNREAD) await this.read({ ...first, sectors }, buffer.subarray(0, bytes))
           } catch (e) {
             if (chunks.length === 1) throw e
@@ -323,8 +321,7 @@ class Copier {
     const writeLength = this.clip(offset, buf.length)
     const dst = this.p.target.directRange?.(offset, writeLength)
     if (dst?.store.fd === undefined) return DIRECT_UNREAD
-    const scan = !(this.p.minSparse === 0 || (this.p.copyOffload && chunk.plain))
-    const done = new Promise<number>(resolve => copy(srcFd, chunk.host!.offset, dst.store.fd!, dst.offset, buf, writeLength, scan, resolve))
+    const done = new Promise<number>(resolve => copy(srcFd, chunk.host!.offset, dst.store.fd!, dst.offset, buf, writeLength, this.looksForZeros(chunk), resolve))
     ticket.release()
     const status = await done
     return status === 0 ? DIRECT_COPIED : status === 2 ? DIRECT_UNREAD : DIRECT_READ
@@ -405,10 +402,15 @@ class Copier {
     }
   }
 
+  /** Whether zero runs in this data chunk may become holes: not with -S 0, nor for plain data with -C. */
+  private looksForZeros (chunk: Chunk): boolean {
+    return !(this.p.minSparse === 0 || (this.p.copyOffload && chunk.plain))
+  }
+
   /** What to write for an uncompressed data chunk read into `buf`: data and zero runs, in order. */
   private runsOf (chunk: Chunk, buf: Buffer): WriteRun[] {
     const offset = chunk.sector * SECTOR
-    if (this.p.minSparse === 0 || (this.p.copyOffload && chunk.plain)) return [{ zero: false, at: offset, data: buf }]
+    if (!this.looksForZeros(chunk)) return [{ zero: false, at: offset, data: buf }]
     const runs: WriteRun[] = []
     let pos = 0
     for (const run of sparseRuns(zeroSectorMap(buf), chunk.sector, this.p.minSparse / SECTOR)) {

@@ -44,12 +44,8 @@ function zstdDecompress (input: Buffer, clusterSize: number, out: Buffer): Buffe
     throw new BlockError('zstd: invalid compressed cluster', 'EIO')
   }
   zstdContext ??= new z.DCtx()
-  let produced: number
-  try {
-    produced = zstdContext.decompress(out, frame)
-  } catch (e) {
-    throw new BlockError('zstd: ' + (e as Error).message, 'EIO')
-  }
+  // (zstd's own errors become EIO in decompressClusters)
+  const produced = zstdContext.decompress(out, frame)
   if (produced !== clusterSize) throw new BlockError('zstd: compressed cluster is too short', 'EIO')
   return out
 }
