@@ -173,7 +173,9 @@ class Copier {
       const chunks = [first]
       if (this.grouping && first.kind === 'data') {
         let bytes = first.sectors * SECTOR
-        for (;;) {
+        // (a full group asks no further: the next chunk's block status, and
+        // its error, belong to the next ticket)
+        while (bytes < GROUP_BYTES) {
           const last = chunks[chunks.length - 1]
           const next = await this.planner.next()
           if (!next) break
