@@ -7,9 +7,9 @@
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
-import { spawnSync } from 'node:child_process'
-import { qemuImgOk, qemuIoOk, QIMG_BIN } from './helpers/run.js'
+import { qemuImgOk, qemuIoOk } from './helpers/run.js'
 import { convertBoth, md5 } from './helpers/convert.js'
+import { smallFs } from './helpers/small-fs.js'
 import { native, type NativeCalls } from '../src/io/native.js'
 import { openImage } from '../src/block/open.js'
 import { convertImages } from '../src/ops/convert.js'
@@ -138,16 +138,11 @@ t.test('a target that runs out of space: the same error as qemu-img', async t =>
   // chunk, concurrent writes race for the last space: see the README.)
   const dir = t.testdir()
   source(dir)
-  const inSmallFs = (cmd: string): { code: number, stderr: string } => {
-    const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=1m none "${dir}/small" && ${cmd}`], { cwd: dir, encoding: 'utf8' })
-    return { code: r.status ?? 1, stderr: r.stderr }
-  }
-  fs.mkdirSync(path.join(dir, 'small'))
-  const probe = inSmallFs('true')
-  if (probe.code !== 0) return t.skip(`cannot mount a tmpfs here: ${probe.stderr.trim()}`)
+  const small = smallFs(dir, '1m')
+  if ('cannot' in small) return t.skip(small.cannot)
   const args = 'convert -O raw src.qcow2 small/out'
-  const q = inSmallFs(`qemu-img ${args}`)
-  const m = inSmallFs(`"${process.execPath}" "${QIMG_BIN}" ${args}`)
+  const q = small.run('qemu-img', args)
+  const m = small.run('qimg', args)
   t.match(q.stderr, /No space left on device/, 'qemu-img ran out of space')
   t.equal(m.code, q.code, 'exit code')
   t.equal(m.stderr, q.stderr, 'stderr')

@@ -8,10 +8,10 @@
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
-import { spawnSync } from 'node:child_process'
-import { qemuImgOk, qemuIoOk, qemuImg, QIMG_BIN } from './helpers/run.js'
+import { qemuImgOk, qemuIoOk } from './helpers/run.js'
 import { qimgFast } from './helpers/fast.js'
 import { convertBoth, md5 } from './helpers/convert.js'
+import { smallFs } from './helpers/small-fs.js'
 
 /**
  * 4 MiB of 4 KiB-cluster data: a cluster of each kind in turn, with zero
@@ -67,19 +67,14 @@ t.test('a target that runs out of space: the same error as qemu-img', async t =>
   const dir = t.testdir()
   source(dir)
   qemuImgOk(['convert', '-c', '-O', 'qcow2', '-o', 'cluster_size=4096', 'src.qcow2', 'zlib.qcow2'], { cwd: dir })
-  // in a mount namespace of its own, on a tmpfs too small for the output
-  const inSmallFs = (cmd: string): { code: number, stderr: string } => {
-    const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=1m none "${dir}/small" && ${cmd}`], { cwd: dir, encoding: 'utf8' })
-    return { code: r.status ?? 1, stderr: r.stderr }
-  }
-  fs.mkdirSync(path.join(dir, 'small'))
-  const probe = inSmallFs('true')
-  if (probe.code !== 0) return t.skip(`cannot mount a tmpfs here: ${probe.stderr.trim()}`)
+  // on a tmpfs too small for the output
+  const small = smallFs(dir, '1m')
+  if ('cannot' in small) return t.skip(small.cannot)
   for (const fmt of ['raw', 'qcow2']) {
     for (const src of ['src.qcow2', 'zlib.qcow2']) {
       const args = `convert -O ${fmt} ${src} small/out`
-      const q = inSmallFs(`qemu-img ${args}`)
-      const m = inSmallFs(`"${process.execPath}" "${QIMG_BIN}" ${args}`)
+      const q = small.run('qemu-img', args)
+      const m = small.run('qimg', args)
       t.equal(m.code, q.code, `exit code: ${args}`)
       t.match(q.stderr, /No space left on device/, `${args}: qemu-img ran out of space`)
       if (fmt === 'raw') {

@@ -71,11 +71,11 @@ export function sectors (pattern: string): Buffer {
   return buf
 }
 
-/** Point the first L1 entry 512 bytes off its L2 table: block status fails there. */
-export function misalignFirstL2 (file: string): void {
+/** Point L1 entry `index` (the first by default) 512 bytes off its L2 table: block status fails there. */
+export function misalignFirstL2 (file: string, index = 0): void {
   const c = new Crafted(file)
-  const l1 = Number(c.getU64(H.l1Offset))
-  c.u64(l1, c.getU64(l1) + 0x200n)
+  const entry = Number(c.getU64(H.l1Offset)) + 8 * index
+  c.u64(entry, c.getU64(entry) + 0x200n)
 }
 
 /** Overwrite the start of compressed cluster `index`'s data (the first by default): reading it fails. */
