@@ -9,6 +9,7 @@ import type { Image } from '../block/types.js'
 import { ChunkPlanner, countDataSectors, BUF_SECTORS, type Chunk, type PlannerOptions } from './convert/planner.js'
 import { SECTOR, isAllZero, sparseRuns, zeroSectorMap } from './convert/zero-scan.js'
 import { RateLimiter } from './convert/rate-limit.js'
+import { ChunkLedger, type LedgerEntry } from './convert/ledger.js'
 import { allocIoBuffer, native, type NativeCalls } from '../io/native.js'
 
 export interface ConvertParams {
@@ -88,6 +89,9 @@ const DIRECT_COPIED = 0
 const DIRECT_READ = 1
 const DIRECT_UNREAD = 2
 
+/** write errors that say the disk is full, which concurrent writes race for (see ChunkLedger) */
+const SPACE_ERRNOS = new Set(['ENOSPC', 'EDQUOT'])
+
 /** a run of an uncompressed chunk to write: its data, or zeros */
 interface WriteRun { zero: boolean, at: number, data: Buffer }
 
@@ -97,6 +101,7 @@ interface Ticket {
   /** settles when this ticket may write: the previous one's writes are done, started (raw) or allocated (qcow2) */
   previous: Promise<void>
   release: () => void
+  entry: LedgerEntry
 }
 
 class Copier {
@@ -106,6 +111,14 @@ class Copier {
   private stash: Chunk | null = null
   private failure: unknown
   private failureSector = -1
+  /** the planner's error, if it gave one: it is not asked again */
+  private plannerError: unknown
+  /** tickets in flight, for replayInOrder */
+  private readonly ledger = new ChunkLedger()
+  /** a write failed for want of space (SPACE_ERRNOS) */
+  private outOfSpace = false
+  /** chunks to hand out again, before the planner's next ones (replayInOrder) */
+  private replay: Chunk[] = []
   /**
    * A raw target is written at fixed positions: the order writes finish in
    * changes nothing, so in-order copies only need them to start in order.
@@ -136,14 +149,14 @@ class Copier {
    * salvaging (chunk by chunk, for qemu's order of warnings) or drawing
    * progress (its lines follow the chunks as qemu's do).
    */
-  private readonly grouping: boolean
+  private grouping: boolean
 
   /**
    * The addon's one-job copy (copyDirect), where its out-of-order writes
    * change nothing: into raw, no progress to draw in order, nothing to
    * compress, salvage or pace.
    */
-  private readonly directCopy: NativeCalls['copyChunk']
+  private directCopy: NativeCalls['copyChunk']
 
   constructor (private readonly p: ConvertParams, private readonly planner: ChunkPlanner, private readonly totalData: number, private readonly clusterSectors: number) {
     this.grouping = !p.salvage && (clusterSectors > 0 || !p.onProgress)
@@ -160,15 +173,52 @@ class Copier {
     const count = this.p.salvage ? 1 : Math.max(1, this.p.workers)
     const workers = Array.from({ length: count }, () => this.worker())
     await Promise.all(workers)
+    if (this.failure !== undefined && this.outOfSpace && this.writesCommute && !this.p.outOfOrder) await this.replayInOrder()
     if (this.failure !== undefined) throw this.failure
+  }
+
+  /**
+   * The raw target's disk filled up while writes ran side by side: give
+   * back the space of every chunk not yet behind the point where all writes
+   * had finished (punched out: a new target reads zeros there anyway) and
+   * write those chunks again, then the rest, one at a time and unscanned
+   * by the addon, as qemu does. The copy then stops at the chunk where
+   * qemu's stops, with its error. (Into an existing target, -n, the chunks
+   * that were in flight read as zeros past that byte, where qemu leaves
+   * what was there.)
+   */
+  private async replayInOrder (): Promise<void> {
+    const chunks = this.ledger.takeUnsettled()
+    try {
+      for (const c of chunks) {
+        const at = c.sector * SECTOR
+        const len = this.clip(at, c.sectors * SECTOR)
+        if (len > 0 && c.kind !== 'backing') await this.p.target.discard(at, len)
+      }
+    } catch {
+      return // the space cannot be given back: the first error stands
+    }
+    this.replay = chunks
+    this.failure = undefined
+    this.failureSector = -1
+    this.outOfSpace = false
+    this.grouping = false
+    this.directCopy = undefined
+    await this.worker()
   }
 
   /** Take the next chunk(s); they are handed out (and queued for writing) in order. */
   private nextTicket (): Promise<Ticket | null> {
     const t = this.planning.then(async () => {
       if (this.failure !== undefined) return null
-      const first = this.stash ?? await this.planner.next()
-      this.stash = null
+      let first: Chunk | null
+      if (this.replay.length > 0) {
+        first = this.replay.shift()!
+      } else {
+        if (this.plannerError !== undefined && !this.stash) throw this.plannerError
+        first = this.stash ?? await this.planner.next()
+        this.stash = null
+      }
       if (!first) return null
       const chunks = [first]
       if (this.grouping && first.kind === 'data') {
@@ -190,7 +240,7 @@ class Copier {
       const previous = this.chain
       let release!: () => void
       this.chain = new Promise<void>(resolve => { release = resolve })
-      return { chunks, previous, release }
+      return { chunks, previous, release, entry: this.ledger.add(chunks) }
     })
     this.planning = t.catch(() => undefined)
     return t
@@ -204,6 +254,7 @@ class Copier {
       try {
         ticket = await this.nextTicket()
       } catch (e) {
+        this.plannerError ??= e
         this.fail(e)
         return
       }
@@ -227,7 +278,10 @@ class Copier {
           try {
             if (chunks.length === 1) status = await this.copyDirect(first, buffer.subarray(0, bytes), ticket)
             // (no progress to count: copyDirect is not used with -p)
-            if (status === DIRECT_COPIED) continue
+            if (status === DIRECT_COPIED) {
+              this.ledger.finish(ticket.entry)
+              continue
+            }
             if (status === DIRECT_UNREAD) await this.read({ ...first, sectors }, buffer.subarray(0, bytes))
           } catch (e) {
             if (chunks.length === 1) throw e
@@ -295,6 +349,7 @@ class Copier {
           }
           i += n
         }
+        this.ledger.finish(ticket.entry)
       } catch (e) {
         this.fail(e, current.sector)
         return
@@ -400,7 +455,9 @@ class Copier {
       await this.writeRuns(this.runsOf(chunk, buf), onAllocated)
     } catch (e) {
       if (e instanceof QemuError) throw e
-      throw new QemuError(`error while writing at byte ${offset}: ${strerror(errnoOf(e))}`)
+      const errno = errnoOf(e)
+      if (errno && SPACE_ERRNOS.has(errno)) this.outOfSpace = true
+      throw new QemuError(`error while writing at byte ${offset}: ${strerror(errno)}`)
     }
   }
 
