@@ -11,7 +11,8 @@ import { SecretStore } from '../src/block/secrets.js'
 import { SectorCipher } from '../src/crypto/sector-cipher.js'
 import { findCipher } from '../src/crypto/algorithms.js'
 import { afMerge, afSplit } from '../src/crypto/luks/afsplit.js'
-import { qemuImgRetry, makeLuksQcow2, qemuIoSecret, qcow2CryptoArea, qcow2HostCluster } from './helpers/crypto.js'
+import { makeLuksQcow2, qemuIoSecret, qcow2CryptoArea, qcow2HostCluster } from './helpers/crypto.js'
+import { qemuImg } from './helpers/run.js'
 
 const combos: Array<[string, LuksCreateOptions]> = [
   ['', {}],
@@ -106,7 +107,7 @@ t.test('creation option errors are qemu-img\'s, in qemu-img\'s order', async t =
     'encrypt.key-secret=s',
   ]
   for (const opts of cases) {
-    const r = qemuImgRetry(['create', '-q', '-f', 'qcow2', '--object', 'secret,id=s,data=pw', '-o', opts, path.join(dir, 'e.qcow2'), '1M'])
+    const r = qemuImg(['create', '-q', '-f', 'qcow2', '--object', 'secret,id=s,data=pw', '-o', opts, path.join(dir, 'e.qcow2'), '1M'])
     const want = r.stderr.trim().replace(/^qemu-img: .*?e\.qcow2: /, '').replace(/PBKDF iterations \d+/, 'PBKDF iterations N')
     const values: Record<string, string> = {}
     for (const kv of opts.split(',')) { const [k, v] = kv.split('='); values[k] = v }
@@ -131,7 +132,7 @@ t.test('a header names only what it holds', async t => {
 t.test('measure: the LUKS area qemu-img measure counts', async t => {
   const secrets = new SecretStore()
   secrets.add('sec0', Buffer.from('pw'))
-  const required = (o: string[]): number => Number(/required size: (\d+)/.exec(qemuImgRetry(['measure', '--object', 'secret,id=sec0,data=pw', '-O', 'qcow2', ...o, '--size', '1G']).stdout)![1])
+  const required = (o: string[]): number => Number(/required size: (\d+)/.exec(qemuImg(['measure', '--object', 'secret,id=sec0,data=pw', '-O', 'qcow2', ...o, '--size', '1G']).stdout)![1])
   const plain = required([])
   for (const extra of ['', ',encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc', ',encrypt.cipher-alg=aes-192']) {
     const opts = `encrypt.format=luks,encrypt.key-secret=sec0${extra}`

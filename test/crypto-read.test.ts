@@ -3,10 +3,10 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import path from 'node:path'
-import { qemuImg } from './helpers/run.js'
+import { qemuImg, qemuImgOk } from './helpers/run.js'
 import { sameAsQemu } from './helpers/compare.js'
 import {
-  makeLuksQcow2, qemuImgRetryOk, qemuIoSecret, qemuRaw, qimgOpenError, qimgRaw, openReason,
+  makeLuksQcow2, qemuIoSecret, qemuRaw, qimgOpenError, qimgRaw, openReason,
 } from './helpers/crypto.js'
 
 const WRITES = ['write -P 0x11 0 512', 'write -P 0x22 65536 1536', 'write -P 0x33 300000 100000', 'write -P 0x44 1048064 512']
@@ -37,7 +37,7 @@ t.test('legacy AES qcow2: key is the secret\'s first 16 bytes, IV the guest sect
   for (const [i, pw] of ['short', '0123456789abcdefLONGER', ''].entries()) {
     const f = path.join(dir, `a${i}.qcow2`)
     const opt = i === 1 ? 'encryption=on' : 'encrypt.format=aes'
-    qemuImgRetryOk(['create', '-q', '-f', 'qcow2', '--object', `secret,id=sec0,data=${pw}`, '-o', `${opt},encrypt.key-secret=sec0`, f, '1M'])
+    qemuImgOk(['create', '-q', '-f', 'qcow2', '--object', `secret,id=sec0,data=${pw}`, '-o', `${opt},encrypt.key-secret=sec0`, f, '1M'])
     qemuIoSecret(f, pw, WRITES)
     const want = qemuRaw(f, pw, path.join(dir, `a${i}.raw`))
     t.ok((await qimgRaw(f, pw)).equals(want), `same data with password '${pw}'`)
@@ -48,10 +48,10 @@ t.test('legacy AES qcow2: key is the secret\'s first 16 bytes, IV the guest sect
 t.test('a LUKS qcow2 with a backing file and an external data file', async t => {
   const dir = t.testdir()
   const base = path.join(dir, 'base.qcow2')
-  qemuImgRetryOk(['create', '-q', '-f', 'qcow2', base, '1M'])
+  qemuImgOk(['create', '-q', '-f', 'qcow2', base, '1M'])
   execFileSync('qemu-io', ['-c', 'write -P 0x77 0 1M', base])
   const top = path.join(dir, 'top.qcow2')
-  qemuImgRetryOk(['create', '-q', '-f', 'qcow2', '--object', 'secret,id=sec0,data=pw', '-o',
+  qemuImgOk(['create', '-q', '-f', 'qcow2', '--object', 'secret,id=sec0,data=pw', '-o',
     `encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10,data_file=${path.join(dir, 'top.data')},backing_file=base.qcow2,backing_fmt=qcow2`, top, '1M'])
   // guest cluster 0 lives at host offset 0 of the data file
   qemuIoSecret(top, 'pw', ['write -P 0x55 4096 8192', 'write -P 0x66 700000 70000'])
@@ -65,8 +65,8 @@ t.test('missing, unknown and wrong secrets fail as in qemu-img', async t => {
   const a = path.join(dir, 'a.qcow2')
   const p = path.join(dir, 'p.qcow2')
   makeLuksQcow2(l, '1M', 'right')
-  qemuImgRetryOk(['create', '-q', '-f', 'qcow2', '--object', 'secret,id=sec0,data=x', '-o', 'encrypt.format=aes,encrypt.key-secret=sec0', a, '1M'])
-  qemuImgRetryOk(['create', '-q', '-f', 'qcow2', p, '1M'])
+  qemuImgOk(['create', '-q', '-f', 'qcow2', '--object', 'secret,id=sec0,data=x', '-o', 'encrypt.format=aes,encrypt.key-secret=sec0', a, '1M'])
+  qemuImgOk(['create', '-q', '-f', 'qcow2', p, '1M'])
   const cases: Array<[string, string | undefined, Record<string, string>]> = [
     [l, 'wrong', { 'encrypt.key-secret': 'sec0' }],
     [l, undefined, {}],

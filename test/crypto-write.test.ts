@@ -6,7 +6,8 @@ import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { openImage } from '../src/block/open.js'
 import { SecretStore } from '../src/block/secrets.js'
-import { makeLuksQcow2, qemuImgRetryOk, qemuIoSecret, qemuRaw, qimgRaw } from './helpers/crypto.js'
+import { makeLuksQcow2, qemuIoSecret, qemuRaw, qimgRaw } from './helpers/crypto.js'
+import { qemuImgOk } from './helpers/run.js'
 
 const SIZE = 4 << 20
 const WRITES: Array<[number, number, number]> = [ // offset, length, byte
@@ -49,7 +50,7 @@ t.test('qimg writes into LUKS and AES qcow2 images read back in qemu', async t =
   makeLuksQcow2(c, '4M', 'pw', ',encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,cluster_size=4096')
   images.push([c, 'pw'])
   const a = path.join(dir, 'a.qcow2')
-  qemuImgRetryOk(['create', '-q', '-f', 'qcow2', '--object', 'secret,id=sec0,data=aespw', '-o', 'encrypt.format=aes,encrypt.key-secret=sec0', a, '4M'])
+  qemuImgOk(['create', '-q', '-f', 'qcow2', '--object', 'secret,id=sec0,data=aespw', '-o', 'encrypt.format=aes,encrypt.key-secret=sec0', a, '4M'])
   images.push([a, 'aespw'])
   for (const [f, pw] of images) {
     qemuIoSecret(f, pw, ['write -P 0x77 2M 64k'])

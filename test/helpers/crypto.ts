@@ -1,29 +1,16 @@
 // Helpers for encryption tests: creating encrypted images with the real
-// qemu-img (which now and then fails its PBKDF calibration with "Unable to
-// get accurate CPU usage" and must be retried), reading them through qimg's
-// driver layer, and finding where qcow2 keeps a guest cluster.
+// qemu-img (helpers/run.ts runs it again when its PBKDF calibration gives
+// up), reading them through qimg's driver layer, and finding where qcow2
+// keeps a guest cluster.
 import fs from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { openImage } from '../../src/block/open.js'
 import { SecretStore } from '../../src/block/secrets.js'
-import { qemuImg, type RunResult } from './run.js'
-
-/** qemu-img with retries of the flaky PBKDF calibration failure. */
-export function qemuImgRetry (args: string[], opts?: { cwd?: string }): RunResult {
-  for (let i = 0; ; i++) {
-    const r = qemuImg(args, opts)
-    if (!r.stderr.includes('Unable to get accurate CPU usage') || i >= 20) return r
-  }
-}
-
-export function qemuImgRetryOk (args: string[], opts?: { cwd?: string }): void {
-  const r = qemuImgRetry(args, opts)
-  if (r.code !== 0) throw new Error(`qemu-img ${args.join(' ')} failed: ${r.stderr}`)
-}
+import { qemuImgOk } from './run.js'
 
 /** Create a LUKS-encrypted qcow2 with secret `password` and extra encrypt.* options. */
 export function makeLuksQcow2 (file: string, size: string, password: string, extra = ''): void {
-  qemuImgRetryOk(['create', '-q', '-f', 'qcow2', '--object', `secret,id=sec0,data=${password}`,
+  qemuImgOk(['create', '-q', '-f', 'qcow2', '--object', `secret,id=sec0,data=${password}`,
     '-o', `encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10${extra}`, file, size])
 }
 

@@ -1,6 +1,6 @@
 // Running qimg (as "qemu-img", so messages compare directly) and the real
 // qemu-img/qemu-io in tests.
-import { spawnSync, execFileSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -37,9 +37,21 @@ export function qimg (args: string[], opts?: RunOptions): RunResult {
   return run(process.execPath, [QIMG_BIN, ...args], opts)
 }
 
-/** the real qemu-img */
+/**
+ * qemu-img, when it makes a LUKS key slot, times its PBKDF to choose the
+ * iteration count, and on a busy machine that now and then gives up with
+ * this (failing the command). It is the oracle failing, not a result to
+ * compare with: such runs are made again.
+ */
+const CALIBRATION_FAILURE = 'Unable to get accurate CPU usage'
+const CALIBRATION_TRIES = 20
+
+/** the real qemu-img (run again while its PBKDF calibration fails) */
 export function qemuImg (args: string[], opts?: RunOptions): RunResult {
-  return run('qemu-img', args, opts)
+  for (let i = 1; ; i++) {
+    const r = run('qemu-img', args, opts)
+    if (i >= CALIBRATION_TRIES || !r.stderr.includes(CALIBRATION_FAILURE)) return r
+  }
 }
 
 /** the real qemu-io (e.g. qemuIo(['-c', 'write -P 1 0 64k'], 'f.qcow2')) */
@@ -52,7 +64,9 @@ export function qemuIo (commands: string[], file: string, extra: string[] = [], 
 
 /** run the real qemu-img and fail loudly when it fails (for building fixtures) */
 export function qemuImgOk (args: string[], opts?: RunOptions): string {
-  return execFileSync('qemu-img', args, { cwd: opts?.cwd, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' } })
+  const r = qemuImg(args, opts)
+  if (r.code !== 0) throw new Error(`qemu-img ${args.join(' ')} failed: ${r.stderr}`)
+  return r.stdout
 }
 
 export function qemuIoOk (commands: string[], file: string, extra: string[] = [], opts?: RunOptions): string {
