@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { qemuImg, qemuImgOk, qemuIoOk, QIMG_BIN } from './helpers/run.js'
+import { nodeCommand, qemuImg, qemuImgOk, qemuIoOk, QIMG_BIN } from './helpers/run.js'
 import { rawOf } from './helpers/twins.js'
 
 /** When to kill: after that many progress lines, or once the 100% line appears ('end'). */
@@ -15,7 +15,7 @@ type Trigger = number | 'end'
 /** Run qimg with `args` in `cwd`; SIGKILL it once its stdout shows `when`. Resolves to whether it was killed. */
 function killAfter (args: string[], cwd: string, when: Trigger): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [QIMG_BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(...nodeCommand(QIMG_BIN, args), { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let killed = false
     child.stdout.on('data', (chunk: Buffer) => {

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { createRequire } from 'node:module'
 import { spawnSync } from 'node:child_process'
 import { COMMANDS } from '../src/cli/commands.js'
-import { ROOT, qimg } from './helpers/run.js'
+import { NODE_IN_SHELL, ROOT, qimg } from './helpers/run.js'
 
 const require = createRequire(import.meta.url)
 
@@ -84,7 +84,7 @@ t.test('run as executables, the bins start node without NODE_EXTRA_CA_CERTS', as
 t.test('output goes out with write(2): whole through a pipe, and a reader that goes away ends qimg quietly', async t => {
   const demo = path.join(ROOT, 'fixtures/demo.qcow2')
   // the whole of a long output, read through a pipe in small pieces
-  const full = spawnSync('sh', ['-c', `"${process.execPath}" "${path.join(ROOT, 'bin/qemu-img.js')}" map --output=json "${demo}" | cat`], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } })
+  const full = spawnSync('sh', ['-c', `${NODE_IN_SHELL} "${path.join(ROOT, 'bin/qemu-img.js')}" map --output=json "${demo}" | cat`], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } })
   const direct = qimg(['map', '--output=json', demo])
   t.equal(full.stdout, direct.stdout, 'same bytes through a pipe')
   // qemu-img dies of SIGPIPE when its reader is gone: exit status 141 as a shell shows it, nothing on stderr.
@@ -94,11 +94,11 @@ t.test('output goes out with write(2): whole through a pipe, and a reader that g
   for (let i = 0; i < 2048; i++) fs.writeSync(fd, Buffer.alloc(4096, 1), 0, 4096, i * 8192)
   fs.ftruncateSync(fd, 2048 * 8192)
   fs.closeSync(fd)
-  const script = `"${process.execPath}" "${path.join(ROOT, 'bin/qemu-img.js')}" map --output=json "${many}" | head -c 1 >/dev/null; echo "status \${PIPESTATUS[0]}"`
+  const script = `${NODE_IN_SHELL} "${path.join(ROOT, 'bin/qemu-img.js')}" map --output=json "${many}" | head -c 1 >/dev/null; echo "status \${PIPESTATUS[0]}"`
   const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } })
   t.equal(r.stdout, 'status 141\n')
   // started with stdout closed, as qemu-img: nothing printed, nothing to complain about
-  const closed = spawnSync('bash', ['-c', `"${process.execPath}" "${path.join(ROOT, 'bin/qemu-img.js')}" info "${demo}" >&-; echo "status $?"`], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } })
+  const closed = spawnSync('bash', ['-c', `${NODE_IN_SHELL} "${path.join(ROOT, 'bin/qemu-img.js')}" info "${demo}" >&-; echo "status $?"`], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } })
   t.same([closed.stdout, closed.stderr], ['status 0\n', ''])
   t.equal(r.stderr, '', 'no stack trace')
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import { qemuImgOk, qimg, qemuImg, QIMG_BIN } from './helpers/run.js'
+import { nodeCommand, qemuImgOk, qimg, qemuImg, QIMG_BIN } from './helpers/run.js'
 import { native } from '../src/io/native.js'
 
 // Wait until some process holds QEMU's "consistent read" lock byte on `file`.
@@ -46,7 +46,7 @@ t.test('QEMU respects the image locks qimg takes', async t => {
   const f = path.join(dir, 'b.qcow2')
   qemuImgOk(['create', '-f', 'qcow2', f, '1M'])
   // `qimg bench` keeps the image open read-only while it runs many requests
-  const p = spawn(process.execPath, [QIMG_BIN, 'bench', '-c', '2000000', '-d', '1', '-s', '512', f], { stdio: 'ignore' })
+  const p = spawn(...nodeCommand(QIMG_BIN, ['bench', '-c', '2000000', '-d', '1', '-s', '512', f]), { stdio: 'ignore' })
   t.ok(await waitForReader(f), 'qimg took its read lock')
   const w = qemuImg(['resize', f, '2M'])
   t.equal(w.code, 1, 'qemu-img cannot resize an image qimg reads')

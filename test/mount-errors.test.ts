@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
-import { qemuImgOk } from './helpers/run.js'
+import { NODE_IN_SHELL, qemuImgOk } from './helpers/run.js'
 import { isMounted, mountDir, mountImage, QIMG_RUN, qimgCli, sh, waitFor } from './helpers/mount.js'
 
 function image (dir: string): string {
@@ -94,11 +94,11 @@ t.test('no /dev/fuse, no libfuse2: the package to install is named', async t => 
   const dir = t.testdir()
   const img = image(dir)
   const mp = mountDir(t)
-  const noDev = sh('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /dev && exec "${process.execPath}" "${QIMG_RUN}" mount "${img}" "${mp}"`])
+  const noDev = sh('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /dev && exec ${NODE_IN_SHELL} "${QIMG_RUN}" mount "${img}" "${mp}"`])
   t.equal(noDev.code, 1)
   t.match(noDev.stderr, /^qimg: FUSE is not available: \/dev\/fuse does not exist/)
   const lib = fs.realpathSync('/usr/lib/x86_64-linux-gnu/libfuse.so.2')
-  const noLib = sh('unshare', ['-m', 'sh', '-c', `mount --bind /dev/null "${lib}" && exec "${process.execPath}" "${QIMG_RUN}" mount "${img}" "${mp}"`])
+  const noLib = sh('unshare', ['-m', 'sh', '-c', `mount --bind /dev/null "${lib}" && exec ${NODE_IN_SHELL} "${QIMG_RUN}" mount "${img}" "${mp}"`])
   t.equal(noLib.code, 1)
   t.match(noLib.stderr, /^qimg: Cannot load libfuse\.so\.2 \(.*\): install the Debian package libfuse2\n$/)
   t.notOk(isMounted(mp))

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { spawnSync, spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { ROOT, type RunResult } from './run.js'
+import { ROOT, nodeCommand, type RunResult } from './run.js'
 import { findMount, readPidFile } from '../../fuse/runtime.js'
 
 export const QIMG_RUN = path.join(ROOT, 'bin/run.js')
@@ -17,7 +17,7 @@ const ENV = { ...process.env, LC_ALL: 'C', TZ: 'UTC' }
 
 /** run `qimg ARGS` (as qimg, so mount/umount messages read "qimg: ...") */
 export function qimgCli (args: string[], timeout = 120_000): RunResult {
-  const r = spawnSync(process.execPath, [QIMG_RUN, ...args], { env: ENV, encoding: 'utf8', timeout })
+  const r = spawnSync(...nodeCommand(QIMG_RUN, args), { env: ENV, encoding: 'utf8', timeout })
   if (r.error) throw r.error
   return { stdout: r.stdout, stderr: r.stderr, code: r.status ?? 128 }
 }

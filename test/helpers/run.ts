@@ -32,9 +32,24 @@ function run (cmd: string, args: string[], opts: RunOptions = {}): RunResult {
   return { stdout: r.stdout, stderr: r.stderr, code: r.status ?? (r.signal ? 128 : 1) }
 }
 
+/**
+ * The command that runs a Node script as a user's shell would. tap's process
+ * tracking (@tapjs/processinfo) puts its ESM loader into NODE_OPTIONS of
+ * every child a test spawns: in qimg that starts a module-hooks thread
+ * (~160 ms more per start), and its main thread waits on that thread for
+ * ever if the thread cannot start (seen when a test's directory was
+ * removed under a running qimg). `env -u` takes it out again.
+ */
+export function nodeCommand (script: string, args: string[] = []): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', process.execPath, script, ...args]]
+}
+
+/** nodeCommand for a shell command line */
+export const NODE_IN_SHELL = `env -u NODE_OPTIONS "${process.execPath}"`
+
 /** qimg, invoked as qemu-img (bin/qemu-img.js) */
 export function qimg (args: string[], opts?: RunOptions): RunResult {
-  return run(process.execPath, [QIMG_BIN, ...args], opts)
+  return run(...nodeCommand(QIMG_BIN, args), opts)
 }
 
 /**

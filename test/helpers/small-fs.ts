@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { QIMG_BIN } from './run.js'
+import { NODE_IN_SHELL, QIMG_BIN } from './run.js'
 
 export interface SmallFsRun { code: number, stderr: string, stdout: string }
 
@@ -28,7 +28,7 @@ export function smallFs (dir: string, size: string): SmallFs {
   if (probe.code !== 0) return { cannot: `cannot mount a tmpfs here: ${probe.stderr.trim()}` }
   return {
     run: (tool, args, then) => {
-      const cmd = tool === 'qemu-img' ? `qemu-img ${args}` : `"${process.execPath}" "${QIMG_BIN}" ${args}`
+      const cmd = tool === 'qemu-img' ? `qemu-img ${args}` : `${NODE_IN_SHELL} "${QIMG_BIN}" ${args}`
       return inNamespace(then ? `${cmd}; rc=$?; ${then}; exit $rc` : cmd)
     },
   }
