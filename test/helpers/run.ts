@@ -56,16 +56,20 @@ export function qimg (args: string[], opts?: RunOptions): RunResult {
  * qemu-img, when it makes a LUKS key slot, times its PBKDF to choose the
  * iteration count, and on a busy machine that now and then gives up with
  * this (failing the command). It is the oracle failing, not a result to
- * compare with: such runs are made again.
+ * compare with: such runs are made again, after a pause that grows (the
+ * failures come in bursts: 20 quick tries in a row all failed once, on a
+ * machine that failed 1 run in 5), for up to a minute.
  */
 const CALIBRATION_FAILURE = 'Unable to get accurate CPU usage'
-const CALIBRATION_TRIES = 20
+const CALIBRATION_PATIENCE_MS = 60_000
 
 /** the real qemu-img (run again while its PBKDF calibration fails) */
 export function qemuImg (args: string[], opts?: RunOptions): RunResult {
-  for (let i = 1; ; i++) {
+  const end = Date.now() + CALIBRATION_PATIENCE_MS
+  for (let pause = 50; ; pause = Math.min(2 * pause, 2000)) {
     const r = run('qemu-img', args, opts)
-    if (i >= CALIBRATION_TRIES || !r.stderr.includes(CALIBRATION_FAILURE)) return r
+    if (!r.stderr.includes(CALIBRATION_FAILURE) || Date.now() > end) return r
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause)
   }
 }
 
