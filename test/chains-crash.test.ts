@@ -15,7 +15,7 @@ type Trigger = number | 'end'
 /** Run qimg with `args` in `cwd`; SIGKILL it once its stdout shows `when`. Resolves to whether it was killed. */
 function killAfter (args: string[], cwd: string, when: Trigger): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const child = spawn(...nodeCommand(QIMG_BIN, args), { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(...nodeCommand([QIMG_BIN, ...args]), { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let killed = false
     child.stdout.on('data', (chunk: Buffer) => {

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { createRequire } from 'node:module'
 import { spawnSync } from 'node:child_process'
 import { COMMANDS } from '../src/cli/commands.js'
-import { NODE_IN_SHELL, ROOT, qimg } from './helpers/run.js'
+import { NODE_IN_SHELL, ROOT, nodeCommand, qimg } from './helpers/run.js'
 
 const require = createRequire(import.meta.url)
 
@@ -110,9 +110,9 @@ t.test('a short command does not load Node\'s stream machinery, perf_hooks or no
   // createRequire would load node:module: the bundle has a shim (scripts/bundle-shims)
   const probe = path.join(t.testdir(), 'probe.cjs')
   fs.writeFileSync(probe, `process.on("exit", () => require("fs").writeSync(2, ["stream", "perf_hooks", "module"].filter(m => process.moduleLoadList.includes("NativeModule " + m)).join(",") + "\\n"))\n`)
-  // (through env -u: tap adds its own NODE_OPTIONS to every child, and its hooks load streams themselves)
+  // (through nodeCommand: tap adds its own NODE_OPTIONS to every child, and its hooks load streams themselves)
   const env = { PATH: process.env.PATH }
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--interrupt-budget=1000000', '-r', probe, path.join(ROOT, 'bin/qemu-img.js'), 'info', path.join(ROOT, 'fixtures/demo.qcow2')], { encoding: 'utf8', env })
+  const r = spawnSync(...nodeCommand(['--interrupt-budget=1000000', '-r', probe, path.join(ROOT, 'bin/qemu-img.js'), 'info', path.join(ROOT, 'fixtures/demo.qcow2')]), { encoding: 'utf8', env })
   t.equal(r.status, 0, r.stderr)
   t.match(r.stdout, /file format: qcow2/)
   t.equal(r.stderr, '\n', 'none is loaded')
@@ -143,7 +143,7 @@ t.test('bulk-data commands size libuv\'s pool to the CPUs, from 2 to 4, unless t
   fs.writeFileSync(probe, 'process.on("exit", () => require("fs").writeSync(2, require("fs").readdirSync("/proc/self/task").length + " " + process.env.UV_THREADPOOL_SIZE + "\\n"))\n')
   const src = path.join(ROOT, 'fixtures/demo.qcow2')
   const run = (extra: NodeJS.ProcessEnv): string[] => {
-    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '-r', probe, path.join(ROOT, 'bin/qemu-img.js'), 'convert', '-O', 'raw', src, path.join(dir, 'out.raw')], { encoding: 'utf8', env: { PATH: process.env.PATH, ...extra } })
+    const r = spawnSync(...nodeCommand(['-r', probe, path.join(ROOT, 'bin/qemu-img.js'), 'convert', '-O', 'raw', src, path.join(dir, 'out.raw')]), { encoding: 'utf8', env: { PATH: process.env.PATH, ...extra } })
     t.equal(r.status, 0, r.stderr)
     return r.stderr.trim().split(' ')
   }
@@ -183,7 +183,7 @@ process.dlopen = function (module, filename, ...rest) {
   const b = path.join(dir, 'b.qcow2')
   for (const f of [a, b]) t.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', f, '1M']).status, 0)
   t.equal(spawnSync('qemu-io', ['-c', 'write -P 1 0 4k', b]).status, 0)
-  const run = (...args: string[]) => spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--interrupt-budget=1000000', '-r', probe, path.join(ROOT, 'bin/qemu-img.js'), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+  const run = (...args: string[]) => spawnSync(...nodeCommand(['--interrupt-budget=1000000', '-r', probe, path.join(ROOT, 'bin/qemu-img.js'), ...args]), { encoding: 'utf8', env: { PATH: process.env.PATH } })
   const cases: Array<[string[], number, string]> = [
     [['info', a], 0, ''],
     [['compare', a, b], 1, 'Content mismatch at offset 0!\n'],
@@ -199,7 +199,7 @@ process.dlopen = function (module, filename, ...rest) {
   }
   // asked for a CPU profile, which Node writes as it tears down, qimg leaves that to Node
   const profiles = path.join(dir, 'profiles')
-  const profiled = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--interrupt-budget=1000000', '--cpu-prof', `--cpu-prof-dir=${profiles}`, path.join(ROOT, 'bin/qemu-img.js'), 'info', a], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+  const profiled = spawnSync(...nodeCommand(['--interrupt-budget=1000000', '--cpu-prof', `--cpu-prof-dir=${profiles}`, path.join(ROOT, 'bin/qemu-img.js'), 'info', a]), { encoding: 'utf8', env: { PATH: process.env.PATH } })
   t.equal(profiled.status, 0, profiled.stderr)
   t.equal(fs.readdirSync(profiles).filter(f => f.endsWith('.cpuprofile')).length, 1, 'the profile is written')
   // exitNow itself: the process ends there

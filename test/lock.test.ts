@@ -46,7 +46,7 @@ t.test('QEMU respects the image locks qimg takes', async t => {
   const f = path.join(dir, 'b.qcow2')
   qemuImgOk(['create', '-f', 'qcow2', f, '1M'])
   // `qimg bench` keeps the image open read-only while it runs many requests
-  const p = spawn(...nodeCommand(QIMG_BIN, ['bench', '-c', '2000000', '-d', '1', '-s', '512', f]), { stdio: 'ignore' })
+  const p = spawn(...nodeCommand([QIMG_BIN, 'bench', '-c', '2000000', '-d', '1', '-s', '512', f]), { stdio: 'ignore' })
   t.ok(await waitForReader(f), 'qimg took its read lock')
   const w = qemuImg(['resize', f, '2M'])
   t.equal(w.code, 1, 'qemu-img cannot resize an image qimg reads')

@@ -115,7 +115,7 @@ t.test('SIGTERM and SIGINT flush and unmount cleanly', async t => {
 
   // --foreground: the server is the qimg process itself; SIGINT stops it
   const mp2 = mountDir(t)
-  const fg = spawn(...nodeCommand(QIMG_RUN, ['mount', '--foreground', '--overlay', overlay, base, mp2]), { stdio: 'ignore' })
+  const fg = spawn(...nodeCommand([QIMG_RUN, 'mount', '--foreground', '--overlay', overlay, base, mp2]), { stdio: 'ignore' })
   const exited = new Promise<number | null>(resolve => fg.on('exit', code => resolve(code)))
   await waitFor('the foreground mount', () => isMounted(mp2))
   t.equal(sh('dd', [`if=/dev/zero`, `of=${mp2}/disk.raw`, 'bs=64k', 'count=2', 'conv=notrunc', 'status=none']).code, 0)

@@ -17,7 +17,7 @@ const ENV = { ...process.env, LC_ALL: 'C', TZ: 'UTC' }
 
 /** run `qimg ARGS` (as qimg, so mount/umount messages read "qimg: ...") */
 export function qimgCli (args: string[], timeout = 120_000): RunResult {
-  const r = spawnSync(...nodeCommand(QIMG_RUN, args), { env: ENV, encoding: 'utf8', timeout })
+  const r = spawnSync(...nodeCommand([QIMG_RUN, ...args]), { env: ENV, encoding: 'utf8', timeout })
   if (r.error) throw r.error
   return { stdout: r.stdout, stderr: r.stderr, code: r.status ?? 128 }
 }

@@ -33,15 +33,16 @@ function run (cmd: string, args: string[], opts: RunOptions = {}): RunResult {
 }
 
 /**
- * The command that runs a Node script as a user's shell would. tap's process
- * tracking (@tapjs/processinfo) puts its ESM loader into NODE_OPTIONS of
- * every child a test spawns: in qimg that starts a module-hooks thread
- * (~160 ms more per start), and its main thread waits on that thread for
- * ever if the thread cannot start (seen when a test's directory was
- * removed under a running qimg). `env -u` takes it out again.
+ * The command that runs node with `nodeArgs` (flags, script, its
+ * arguments) as a user's shell would. tap's process tracking
+ * (@tapjs/processinfo) puts its ESM loader into NODE_OPTIONS of every child
+ * a test spawns: in qimg that starts a module-hooks thread (~160 ms more
+ * per start), and its main thread waits on that thread for ever if the
+ * thread cannot start (seen when a test's directory was removed under a
+ * running qimg). `env -u` takes it out again.
  */
-export function nodeCommand (script: string, args: string[] = []): [string, string[]] {
-  return ['env', ['-u', 'NODE_OPTIONS', process.execPath, script, ...args]]
+export function nodeCommand (nodeArgs: string[]): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', process.execPath, ...nodeArgs]]
 }
 
 /** nodeCommand for a shell command line */
@@ -49,7 +50,7 @@ export const NODE_IN_SHELL = `env -u NODE_OPTIONS "${process.execPath}"`
 
 /** qimg, invoked as qemu-img (bin/qemu-img.js) */
 export function qimg (args: string[], opts?: RunOptions): RunResult {
-  return run(...nodeCommand(QIMG_BIN, args), opts)
+  return run(...nodeCommand([QIMG_BIN, ...args]), opts)
 }
 
 /**
